@@ -1,0 +1,1 @@
+"""metalearn: JIT-compiled meta-learning (MAML, first-order MAML, Reptile) in JAX."""

@@ -1,0 +1,1 @@
+"""Meta-learning algorithms sharing one contract: meta_grad(theta, episode, key, *, cfg)."""

@@ -1,0 +1,1 @@
+"""Models: the MAML conv nets and the sinusoid MLP."""

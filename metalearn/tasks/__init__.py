@@ -1,0 +1,1 @@
+"""Task families: synthetic regression and few-shot image episodes."""
