@@ -1,0 +1,659 @@
+"""Curve fits for scaling experiments: few-shot error against compute C.
+
+A fitted curve describes, it does not explain. A power law ``E + A*C^-alpha`` has
+an irreducible floor ``E``; over a short range it cannot be told from part of a
+saturating curve; and a good in-sample fit says nothing about extrapolation. So
+every fit here is meant to be compared with alternatives (``compare``: AIC,
+AICc, BIC, Akaike weights), tested on held-out high compute
+(``extrapolation_test``) and given bootstrap confidence intervals over episodes
+and seeds (``bootstrap``).
+
+All curves are decreasing in C (fit error, not accuracy: pass ``1 - acc``).
+Models, with their public parameters (``log`` is the natural log):
+
+* ``power_law_floor``: ``E + A * C**-alpha`` (E >= 0, A > 0, alpha > 0).
+* ``power_law``: ``A * C**-alpha``.
+* ``sigmoid_log``: ``E + (U - E) / (1 + exp(s * (log C - log_c_mid)))``: upper
+  plateau U at low compute, floor E at high compute, slope s > 0 per e-fold of C,
+  inflection at ``C = exp(log_c_mid)``.
+* ``m4`` (Alabdulmohsin, Neyshabur & Zhai 2022): ``(err - E) / (U - err)**alpha
+  = beta * C**c`` with c <= 0, alpha >= 0. It is implicit in err, but in
+  ``t = (err - E) / (U - E)`` it reads ``log t - alpha*log(1-t) = q`` whose left
+  side is strictly increasing, so each point has one root; we solve for
+  ``z = logit t`` by Newton, which converges globally here because the left side
+  is convex (alpha > 1) or concave (alpha < 1) in z with slope in
+  ``[min(1, alpha), max(1, alpha)]``. alpha = 1 gives ``sigmoid_log`` exactly;
+  alpha -> 0 gives ``power_law_floor`` (capped at U).
+
+Fits minimise (optionally weighted) squared error in err-space, so the
+likelihoods, and hence information criteria, are comparable across models.
+Internally each model works in ``u = log C - x0`` (x0 the mean log C of the data)
+with the amplitude taken at x0, which keeps the problem well conditioned when C
+spans 1e3..1e12; reported parameters are converted back to the forms above.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from scipy import optimize, special
+
+_TINY = 1e-12
+_Z_MAX = 60.0  # |logit| beyond which a point sits on a plateau in float64.
+
+
+@dataclasses.dataclass(frozen=True)
+class CurveModel:
+  """A curve family, in internal coordinates ``u = log C - x0``.
+
+  Attributes:
+    name: registry key.
+    param_names: names of the public parameters.
+    fn: ``fn(u, theta) -> y`` on internal parameters theta.
+    jac: ``jac(u, theta) -> [len(u), k]`` derivative of fn in theta.
+    to_public: ``(theta, x0) -> public parameter vector``.
+    from_public: ``(public, x0) -> theta``.
+    bounds: ``(u, y) -> (lower, upper)`` box for theta, from the data.
+    starts: ``(u, y) -> list of theta`` initial guesses, from the data.
+  """
+  name: str
+  param_names: tuple[str, ...]
+  fn: Callable[[np.ndarray, np.ndarray], np.ndarray]
+  jac: Callable[[np.ndarray, np.ndarray], np.ndarray]
+  to_public: Callable[[np.ndarray, float], np.ndarray]
+  from_public: Callable[[np.ndarray, float], np.ndarray]
+  bounds: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+  starts: Callable[[np.ndarray, np.ndarray], list[np.ndarray]]
+
+
+def _scale(y: np.ndarray) -> float:
+  return max(float(np.max(np.abs(y))), _TINY)
+
+
+def _span(u: np.ndarray) -> float:
+  return max(float(np.ptp(u)), 1.0)
+
+
+def _line(u: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+  """Least-squares (intercept, slope) of v on u."""
+  slope, intercept = np.polyfit(u, v, 1)
+  return float(intercept), float(slope)
+
+
+def _floor_guesses(y: np.ndarray) -> list[float]:
+  lo = float(np.min(y))
+  return [0.0, 0.5 * lo, 0.9 * lo, lo - 0.02 * float(np.ptp(y))]
+
+
+# power_law_floor: theta = (E, log B, alpha), y = E + B * exp(-alpha * u).
+def _plf_fn(u, th):
+  return th[0] + np.exp(th[1] - th[2] * u)
+
+
+def _plf_jac(u, th):
+  t = np.exp(th[1] - th[2] * u)
+  return np.stack([np.ones_like(u), t, -u * t], axis=1)
+
+
+def _plf_bounds(u, y):
+  s = _scale(y)
+  return (np.array([0.0, math.log(s * 1e-9), 0.0]),
+          np.array([float(np.max(y)), math.log(s * 1e3), 5.0]))
+
+
+def _plf_starts(u, y):
+  out = []
+  for e in _floor_guesses(y):
+    e = max(e, 0.0)
+    logb, slope = _line(u, np.log(np.maximum(y - e, 1e-3 * _scale(y))))
+    out.append(np.array([e, logb, max(-slope, 0.05)]))
+  return out
+
+
+# power_law: theta = (log B, alpha).
+def _pl_fn(u, th):
+  return np.exp(th[0] - th[1] * u)
+
+
+def _pl_jac(u, th):
+  t = np.exp(th[0] - th[1] * u)
+  return np.stack([t, -u * t], axis=1)
+
+
+def _pl_starts(u, y):
+  logb, slope = _line(u, np.log(np.maximum(y, 1e-3 * _scale(y))))
+  return [np.array([logb, max(-slope, 0.05)]), np.array([logb, 0.5])]
+
+
+# sigmoid_log: theta = (E, D = U - E, s, m = log_c_mid - x0).
+def _sig_fn(u, th):
+  return th[0] + th[1] * special.expit(-th[2] * (u - th[3]))
+
+
+def _sig_jac(u, th):
+  e = special.expit(-th[2] * (u - th[3]))
+  de = th[1] * e * (1.0 - e)
+  return np.stack([np.ones_like(u), e, -de * (u - th[3]), de * th[2]], axis=1)
+
+
+def _sig_bounds(u, y):
+  s, span = _scale(y), _span(u)
+  return (np.array([0.0, 1e-9 * s, 1e-3 / span, u.min() - span]),
+          np.array([float(np.max(y)), 10.0 * s, 20.0 * len(u) / span,
+                    u.max() + span]))
+
+
+def _plateau_pairs(y):
+  lo, hi, rng = float(np.min(y)), float(np.max(y)), max(float(np.ptp(y)), _TINY)
+  return [(max(e, 0.0), hi_) for e in _floor_guesses(y)
+          for hi_ in (hi + 0.05 * rng, hi + rng)] + [(max(lo - rng, 0.0),
+                                                        hi + 0.05 * rng)]
+
+
+def _sig_starts(u, y):
+  out, span = [], _span(u)
+  for e, hi in _plateau_pairs(y):
+    t = np.clip((y - e) / (hi - e), 1e-3, 1 - 1e-3)
+    b0, b1 = _line(u, special.logit(t))  # logit t = -s (u - m)
+    s = max(-b1, 0.5 / span)
+    out.append(np.array([e, hi - e, s, b0 / s]))
+  out += [np.array([max(float(np.min(y)) * 0.9, 0.0), float(np.ptp(y)) + _TINY,
+                    4.0 / span, m]) for m in (u.min(), 0.0, u.max())]
+  return out
+
+
+# m4: theta = (E, D = U - E, alpha, log B0, c), beta * C^c = exp(log B0 + c*u).
+def _m4_solve(u, th):
+  """Returns z = logit((err - E) / D) solving the M4 equation, and dG/dz."""
+  _, d, a, logb0, c = th
+  q = logb0 + c * u - (1.0 - a) * math.log(d)
+  g0 = (a - 1.0) * math.log(2.0)  # g(0)
+  z = np.where(q < g0, q, (q - g0) / max(a, 1e-3))
+  for _ in range(100):
+    g = -np.logaddexp(0.0, -z) + a * np.logaddexp(0.0, z)
+    gz = special.expit(-z) + a * special.expit(z)
+    z_new = np.clip(z - (g - q) / gz, -_Z_MAX, _Z_MAX)
+    done = np.all(np.abs(z_new - z) <= 1e-13 * (1.0 + np.abs(z)))
+    z = z_new
+    if done:
+      break
+  return z, special.expit(-z) + a * special.expit(z)
+
+
+def _m4_fn(u, th):
+  z, _ = _m4_solve(u, th)
+  return th[0] + th[1] * special.expit(z)
+
+
+def _m4_jac(u, th):
+  _, d, a, _, _ = th
+  z, gz = _m4_solve(u, th)
+  sig = special.expit(z)
+  dy_dz = d * sig * (1.0 - sig)
+  # Implicit function theorem on G(z, theta) = 0: dz/dtheta = -G_theta / G_z.
+  dz_dd = -((1.0 - a) / d) / gz
+  dz_da = -(np.logaddexp(0.0, z) - math.log(d)) / gz
+  return np.stack([np.ones_like(u), sig + dy_dz * dz_dd, dy_dz * dz_da,
+                   dy_dz / gz, dy_dz * u / gz], axis=1)
+
+
+def _m4_bounds(u, y):
+  s = _scale(y)
+  return (np.array([0.0, 1e-9 * s, 0.0, -50.0, -5.0]),
+          np.array([float(np.max(y)), 10.0 * s, 5.0, 50.0, 0.0]))
+
+
+def _m4_starts(u, y):
+  lo, hi, rng = float(np.min(y)), float(np.max(y)), max(float(np.ptp(y)), _TINY)
+  out = []
+  for e, top in ((0.0, hi + 0.05 * rng), (0.9 * lo, hi + 0.05 * rng),
+                 (max(lo - 0.02 * rng, 0.0), hi + rng)):
+    yc = np.clip(y, e + 1e-3 * (top - e), top - 1e-3 * (top - e))
+    for a in (0.05, 1.0, 2.0):  # Near power_law_floor, sigmoid_log, beyond.
+      v = np.log(yc - e) - a * np.log(top - yc) + (1.0 - a) * math.log(top - e)
+      logb0, c = _line(u, v)
+      out.append(np.array([e, top - e, a, logb0, min(c, -0.01)]))
+  return out
+
+
+def _plf_to_public(th, x0):
+  return np.array([th[0], math.exp(th[1] + th[2] * x0), th[2]])
+
+
+def _plf_from_public(p, x0):
+  return np.array([p[0], math.log(p[1]) - p[2] * x0, p[2]], dtype=float)
+
+
+def _pl_to_public(th, x0):
+  return np.array([math.exp(th[0] + th[1] * x0), th[1]])
+
+
+def _pl_from_public(p, x0):
+  return np.array([math.log(p[0]) - p[1] * x0, p[1]], dtype=float)
+
+
+def _pl_bounds(u, y):
+  s = _scale(y)
+  return np.array([math.log(s * 1e-9), 0.0]), np.array([math.log(s * 1e3), 5.0])
+
+
+def _sig_to_public(th, x0):
+  return np.array([th[0], th[0] + th[1], th[2], th[3] + x0])
+
+
+def _sig_from_public(p, x0):
+  return np.array([p[0], p[1] - p[0], p[2], p[3] - x0], dtype=float)
+
+
+def _m4_to_public(th, x0):
+  return np.array([th[0], th[0] + th[1], th[2], math.exp(th[3] - th[4] * x0),
+                   th[4]])
+
+
+def _m4_from_public(p, x0):
+  return np.array([p[0], p[1] - p[0], p[2], math.log(p[3]) + p[4] * x0, p[4]],
+                  dtype=float)
+
+
+MODELS: Mapping[str, CurveModel] = {
+    m.name: m for m in (
+        CurveModel('power_law_floor', ('E', 'A', 'alpha'), _plf_fn, _plf_jac,
+                   _plf_to_public, _plf_from_public, _plf_bounds, _plf_starts),
+        CurveModel('power_law', ('A', 'alpha'), _pl_fn, _pl_jac,
+                   _pl_to_public, _pl_from_public, _pl_bounds, _pl_starts),
+        CurveModel('sigmoid_log', ('E', 'U', 's', 'log_c_mid'), _sig_fn,
+                   _sig_jac, _sig_to_public, _sig_from_public, _sig_bounds,
+                   _sig_starts),
+        CurveModel('m4', ('E', 'U', 'alpha', 'beta', 'c'), _m4_fn, _m4_jac,
+                   _m4_to_public, _m4_from_public, _m4_bounds, _m4_starts),
+    )
+}
+DEFAULT_MODELS = ('power_law_floor', 'power_law', 'sigmoid_log', 'm4')
+
+
+def get_model(name: str) -> CurveModel:
+  """Returns the registered model ``name``; raises ValueError naming the choices."""
+  if name not in MODELS:
+    raise ValueError(f'Unknown scaling model {name!r}; choose from {sorted(MODELS)}.')
+  return MODELS[name]
+
+
+def predict(model_name: str, compute: Any, params: Mapping[str, float]) -> np.ndarray:
+  """Evaluates a model at compute values from public parameters.
+
+  Args:
+    model_name: a key of ``MODELS``.
+    compute: compute values C > 0 (any array shape).
+    params: public parameters, e.g. ``FitResult.params``.
+
+  Returns:
+    The curve at ``compute``, same shape.
+  """
+  model = get_model(model_name)
+  c = np.asarray(compute, dtype=float)
+  theta = model.from_public(np.array([params[k] for k in model.param_names]), 0.0)
+  return model.fn(np.log(c).ravel(), theta).reshape(c.shape)
+
+
+def _jsonable(v: Any) -> Any:
+  """Python floats / lists / dicts, non-finite floats as None (strict JSON)."""
+  if isinstance(v, Mapping):
+    return {str(k): _jsonable(x) for k, x in v.items()}
+  if isinstance(v, np.ndarray):
+    v = v.tolist()
+  if isinstance(v, (list, tuple)):
+    return [_jsonable(x) for x in v]
+  if isinstance(v, (bool, np.bool_)):
+    return bool(v)
+  if isinstance(v, (int, np.integer)):
+    return int(v)
+  if isinstance(v, (float, np.floating)):
+    return float(v) if math.isfinite(v) else None
+  return v
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+  """One least-squares fit.
+
+  ``rss`` is weighted if weights were given. The likelihood is Gaussian with the
+  noise scale (``sigma^2 / weights``) estimated, so ``k + 1`` parameters enter
+  AIC / AICc / BIC; weights act as relative inverse variances. ``delta_ic``,
+  ``ic_weight`` and ``criterion`` are set by ``compare`` only.
+  """
+  model: str
+  params: Mapping[str, float]
+  rss: float
+  n: int
+  k: int
+  loglik: float
+  aic: float
+  aicc: float
+  bic: float
+  success: bool
+  message: str
+  c_min: float
+  c_max: float
+  weighted: bool
+  criterion: str | None = None
+  delta_ic: float | None = None
+  ic_weight: float | None = None
+
+  def predict(self, compute: Any) -> np.ndarray:
+    """The fitted curve at ``compute``."""
+    return predict(self.model, compute, self.params)
+
+  def to_dict(self) -> dict[str, Any]:
+    """A JSON-serialisable dict of every field."""
+    return _jsonable(dataclasses.asdict(self))
+
+
+def _prepare(compute, y, weights):
+  c = np.asarray(compute, dtype=float)
+  y = np.asarray(y, dtype=float)
+  if c.ndim != 1 or c.shape != y.shape:
+    raise ValueError(f'compute and y must be 1-D of equal length; got {c.shape}, {y.shape}.')
+  if not (np.all(np.isfinite(c)) and np.all(c > 0) and np.all(np.isfinite(y))):
+    raise ValueError('compute must be finite and > 0, and y finite.')
+  w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=float)
+  if w.shape != y.shape or not np.all(np.isfinite(w) & (w > 0)):
+    raise ValueError('weights must be finite, > 0 and shaped like y.')
+  return c, y, w
+
+
+def _least_squares(model, u, y, sw, starts):
+  """Multi-start bounded least squares; returns (theta, rss, success, message)."""
+  lo, hi = model.bounds(u, y)
+  pad = 1e-9 * (hi - lo)
+  best = None
+  for th0 in starts:
+    th0 = np.clip(np.nan_to_num(th0, nan=0.0), lo + pad, hi - pad)
+    try:
+      r = optimize.least_squares(
+          lambda th: sw * (model.fn(u, th) - y), th0,
+          jac=lambda th: sw[:, None] * model.jac(u, th), bounds=(lo, hi),
+          method='trf', x_scale='jac', ftol=1e-12, xtol=1e-12, gtol=1e-12,
+          max_nfev=400)
+    except (ValueError, FloatingPointError) as e:  # pragma: no cover
+      best = best or (th0, math.inf, False, str(e))
+      continue
+    rss = float(2.0 * r.cost)
+    ok = bool(r.success) and math.isfinite(rss)
+    if best is None or (ok, -rss) > (best[2], -best[1]):
+      best = (r.x, rss, ok, str(r.message))
+  return best
+
+
+def _result(model, theta, x0, rss, n, weights, success, message, c, weighted):
+  k = len(model.param_names)
+  rss_ = max(rss, np.finfo(float).tiny)
+  loglik = (-0.5 * n * (math.log(2 * math.pi * rss_ / n) + 1.0)
+            + 0.5 * float(np.sum(np.log(weights))))
+  p = k + 1
+  aic = -2.0 * loglik + 2.0 * p
+  aicc = aic + 2.0 * p * (p + 1) / (n - p - 1) if n - p - 1 > 0 else math.inf
+  pub = model.to_public(theta, x0)
+  return FitResult(
+      model=model.name, params=dict(zip(model.param_names, map(float, pub))),
+      rss=rss, n=n, k=k, loglik=loglik, aic=aic, aicc=aicc,
+      bic=-2.0 * loglik + p * math.log(n), success=success, message=message,
+      c_min=float(c.min()), c_max=float(c.max()), weighted=weighted)
+
+
+def _fit(model, c, y, w, weighted, extra_starts=()):
+  x = np.log(c)
+  x0 = float(np.mean(x))
+  u = x - x0
+  starts = list(extra_starts) or model.starts(u, y)
+  theta, rss, ok, msg = _least_squares(model, u, y, np.sqrt(w), starts)
+  return _result(model, theta, x0, rss, len(y), w, ok, msg, c, weighted), theta, x0
+
+
+def fit(model_name: str, compute: Any, y: Any, weights: Any = None) -> FitResult:
+  """Fits one model by multi-start bounded (weighted) least squares.
+
+  Args:
+    model_name: a key of ``MODELS``.
+    compute: 1-D compute values C > 0.
+    y: 1-D error values, same length.
+    weights: optional positive weights, e.g. ``1 / se**2``; relative scale only.
+
+  Returns:
+    The best fit over all starts (successful fits preferred, then lowest rss).
+  """
+  c, y, w = _prepare(compute, y, weights)
+  model = get_model(model_name)
+  if len(y) <= len(model.param_names):
+    raise ValueError(f'{model_name} needs more than {len(model.param_names)} points; got {len(y)}.')
+  return _fit(model, c, y, w, weights is not None)[0]
+
+
+def compare(compute: Any, y: Any, models: Sequence[str] = DEFAULT_MODELS,
+            weights: Any = None, criterion: str = 'aic') -> list[FitResult]:
+  """Fits several models and ranks them by an information criterion.
+
+  Args:
+    compute: 1-D compute values C > 0.
+    y: 1-D error values.
+    models: model names; ones with too few points for their parameters are skipped.
+    weights: optional weights, as in ``fit``.
+    criterion: 'aic' (default), 'aicc' or 'bic'.
+
+  Returns:
+    Fits sorted best first, each with ``delta_ic`` (criterion minus the best)
+    and ``ic_weight`` (Akaike weight ``exp(-delta/2)``, normalised over the
+    successful fits). Failed fits come last with weight 0 and ``delta_ic`` None.
+  """
+  if criterion not in ('aic', 'aicc', 'bic'):
+    raise ValueError(f"criterion must be 'aic', 'aicc' or 'bic'; got {criterion!r}.")
+  n = np.asarray(y).shape[0]
+  fits = [fit(m, compute, y, weights) for m in models
+          if len(get_model(m).param_names) < n]
+  ok = [f for f in fits if f.success]
+  score = lambda f: getattr(f, criterion)
+  best = min(map(score, ok), default=math.nan)
+  rel = {id(f): math.exp(-0.5 * (score(f) - best)) for f in ok}
+  total = sum(rel.values())
+  out = [dataclasses.replace(
+      f, criterion=criterion,
+      delta_ic=score(f) - best if f.success else None,
+      ic_weight=rel[id(f)] / total if f.success else 0.0) for f in fits]
+  return sorted(out, key=lambda f: (not f.success, score(f)))
+
+
+def extrapolation_test(model_name: str, compute: Any, y: Any, *,
+                       holdout_fraction: float | None = None,
+                       n_holdout: int | None = None,
+                       weights: Any = None) -> dict[str, Any]:
+  """Fits on the lowest-compute points and predicts the highest-compute ones.
+
+  Args:
+    model_name: a key of ``MODELS``.
+    compute: 1-D compute values C > 0 (any order).
+    y: 1-D error values.
+    holdout_fraction: fraction of points held out (default 0.25 if neither
+      this nor ``n_holdout`` is given); rounded, at least one point.
+    n_holdout: number of highest-compute points held out.
+    weights: optional weights, as in ``fit`` (training part used).
+
+  Returns:
+    JSON-ready dict: ``fit`` (on the training part), ``n_train``, ``n_holdout``,
+    ``c_split`` (largest training C), ``compute_holdout``, ``y_holdout``,
+    ``y_pred``, ``rmse``, ``max_abs_error``, ``bias`` (mean of pred - y; > 0
+    means the model predicts too high an error) and in-sample ``train_rmse``.
+  """
+  c, y, w = _prepare(compute, y, weights)
+  if holdout_fraction is not None and n_holdout is not None:
+    raise ValueError('Give holdout_fraction or n_holdout, not both.')
+  if n_holdout is None:
+    frac = 0.25 if holdout_fraction is None else holdout_fraction
+    if not 0.0 < frac < 1.0:
+      raise ValueError(f'holdout_fraction must be in (0, 1); got {frac}.')
+    n_holdout = max(1, int(round(frac * len(y))))
+  order = np.argsort(c, kind='stable')
+  c, y, w = c[order], y[order], w[order]
+  n_train = len(y) - int(n_holdout)
+  if n_holdout < 1 or n_train <= len(get_model(model_name).param_names):
+    raise ValueError(f'Cannot hold out {n_holdout} of {len(y)} points for {model_name}.')
+  result = fit(model_name, c[:n_train], y[:n_train],
+               None if weights is None else w[:n_train])
+  pred = result.predict(c[n_train:])
+  err = pred - y[n_train:]
+  train_err = result.predict(c[:n_train]) - y[:n_train]
+  return _jsonable({
+      'model': model_name, 'fit': result.to_dict(), 'n_train': n_train,
+      'n_holdout': int(n_holdout), 'c_split': c[n_train - 1],
+      'compute_holdout': c[n_train:], 'y_holdout': y[n_train:], 'y_pred': pred,
+      'rmse': math.sqrt(float(np.mean(err**2))),
+      'max_abs_error': float(np.max(np.abs(err))), 'bias': float(np.mean(err)),
+      'train_rmse': math.sqrt(float(np.mean(train_err**2))),
+  })
+
+
+@dataclasses.dataclass(frozen=True)
+class BootstrapResult:
+  """Percentile bootstrap of a fit over episodes (and seeds).
+
+  Attributes:
+    model: model name.
+    estimate: the fit to the observed mean curve.
+    n_boot: bootstrap replicates drawn.
+    success_fraction: fraction of replicates whose refit succeeded; intervals
+      use only those.
+    percentiles: the (low, high) percentiles reported.
+    param_ci: ``{name: (low, high)}`` for each public parameter.
+    compute_grid: C values at which the curve band is given.
+    curve_estimate: ``estimate`` evaluated on the grid.
+    curve_low, curve_high: pointwise percentile band of the refitted curves.
+    param_samples: ``[n_success, k]`` public parameters of successful refits.
+  """
+  model: str
+  estimate: FitResult
+  n_boot: int
+  success_fraction: float
+  percentiles: tuple[float, float]
+  param_ci: Mapping[str, tuple[float, float]]
+  compute_grid: np.ndarray
+  curve_estimate: np.ndarray
+  curve_low: np.ndarray
+  curve_high: np.ndarray
+  param_samples: np.ndarray = dataclasses.field(repr=False, compare=False)
+
+  def to_dict(self, include_samples: bool = False) -> dict[str, Any]:
+    """A JSON-serialisable dict; parameter samples only if asked for."""
+    d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+    d['estimate'] = self.estimate.to_dict()
+    if not include_samples:
+      del d['param_samples']
+    return _jsonable(d)
+
+
+def _resampled_means(values, n_boot, rng, seeds_axis, paired):
+  """Observed mean curve [P] and bootstrap mean curves [n_boot, P]."""
+  if isinstance(values, np.ndarray) and values.ndim in (2, 3):
+    v = np.asarray(values, dtype=float)
+  elif isinstance(values, np.ndarray):
+    raise ValueError(f'per_episode_values must be 2-D or 3-D; got {values.ndim}-D.')
+  else:
+    points = [np.asarray(p, dtype=float).ravel() for p in values]
+    if len({len(p) for p in points}) == 1:
+      v = np.stack(points)
+    elif paired or seeds_axis is not None:
+      raise ValueError('paired_episodes / seeds_axis need equal episode counts.')
+    else:  # Ragged: one episode count per point.
+      obs = np.array([p.mean() for p in points])
+      boot = np.stack([p[rng.integers(0, len(p), (n_boot, len(p)))].mean(1)
+                       for p in points], axis=1)
+      return obs, boot
+  if v.ndim == 3:
+    v = np.moveaxis(v, 0 if seeds_axis is None else seeds_axis, 0)
+  elif seeds_axis is not None:
+    raise ValueError('seeds_axis given but per_episode_values has no seeds axis.')
+  has_seeds = v.ndim == 3
+  v = v if has_seeds else v[None]
+  if not np.all(np.isfinite(v)):
+    raise ValueError('per_episode_values must be finite.')
+  n_seeds, n_points, n_eps = v.shape
+  obs = v.mean(axis=(0, 2))
+  chunk = max(1, int(4e6 // (n_seeds * n_points * n_eps)))  # Bounds memory.
+  boot = []
+  for start in range(0, n_boot, chunk):
+    b = min(chunk, n_boot - start)
+    s = (rng.integers(0, n_seeds, (b, n_seeds)) if has_seeds
+         else np.zeros((b, 1), dtype=int))
+    # Paired: one episode draw shared by all points (same evaluation episodes
+    # at every compute), which keeps the across-point correlation.
+    e = rng.integers(0, n_eps, (b, n_seeds, 1 if paired else n_points, n_eps))
+    p = np.arange(n_points)[None, None, :, None]
+    boot.append(v[s[:, :, None, None], p, e].mean(axis=(1, 3)))
+  return obs, np.concatenate(boot)
+
+
+def bootstrap(model_name: str, compute: Any, per_episode_values: Any,
+              n_boot: int, rng: np.random.Generator, *,
+              seeds_axis: int | None = None, compute_grid: Any = None,
+              weights: Any = None, percentiles: tuple[float, float] = (2.5, 97.5),
+              paired_episodes: bool = False) -> BootstrapResult:
+  """Percentile bootstrap CIs for a model's parameters and curve.
+
+  Each replicate resamples episodes with replacement independently per compute
+  point (and per resampled seed), and seeds with replacement if there is a
+  seeds axis; recomputes the mean curve; and refits, warm-started from the fit
+  to the observed means (falling back to the full multi-start if that fails).
+
+  Args:
+    model_name: a key of ``MODELS``.
+    compute: 1-D compute values, one per point.
+    per_episode_values: per-episode errors: a list (one per point) of 1-D
+      arrays, possibly of different lengths; a ``[points, episodes]`` array; or
+      a 3-D array with a seeds axis, ``[seeds, points, episodes]`` by default.
+    n_boot: number of replicates.
+    rng: the only source of randomness.
+    seeds_axis: which axis of a 3-D array indexes seeds (default 0).
+    compute_grid: C values for the curve band (default: 50 log-spaced points
+      over the data range).
+    weights: optional fixed weights for every refit, as in ``fit``.
+    percentiles: low and high percentiles of the interval.
+    paired_episodes: resample the same episode indices at every point (use when
+      the same evaluation episodes are scored at every compute).
+
+  Returns:
+    A ``BootstrapResult``.
+  """
+  c, _, w = _prepare(compute, np.zeros(np.shape(compute)), weights)
+  obs, boot = _resampled_means(per_episode_values, int(n_boot), rng,
+                               seeds_axis, paired_episodes)
+  if obs.shape != c.shape:
+    raise ValueError(f'{len(c)} compute values but {len(obs)} points of episodes.')
+  model = get_model(model_name)
+  estimate, theta_hat, x0 = _fit(model, c, obs, w, weights is not None)
+  grid = (np.geomspace(c.min(), c.max(), 50) if compute_grid is None
+          else np.asarray(compute_grid, dtype=float))
+  u_grid = np.log(grid) - x0
+  thetas = []
+  for y_b in boot:
+    r, th, _ = _fit(model, c, y_b, w, False, extra_starts=[theta_hat])
+    if not r.success:
+      r, th, _ = _fit(model, c, y_b, w, False)
+    if r.success:
+      thetas.append(th)
+  k = len(model.param_names)
+  samples = np.array([model.to_public(th, x0) for th in thetas]).reshape(-1, k)
+  curves = np.array([model.fn(u_grid, th) for th in thetas]).reshape(-1, len(grid))
+  if thetas:
+    p_lo, p_hi = np.percentile(samples, percentiles, axis=0)
+    c_lo, c_hi = np.percentile(curves, percentiles, axis=0)
+  else:
+    p_lo = p_hi = np.full(k, math.nan)
+    c_lo = c_hi = np.full(len(grid), math.nan)
+  return BootstrapResult(
+      model=model_name, estimate=estimate, n_boot=int(n_boot),
+      success_fraction=len(thetas) / max(int(n_boot), 1),
+      percentiles=tuple(map(float, percentiles)),
+      param_ci={n: (float(a), float(b))
+                for n, a, b in zip(model.param_names, p_lo, p_hi)},
+      compute_grid=grid, curve_estimate=model.fn(u_grid, theta_hat),
+      curve_low=c_lo, curve_high=c_hi, param_samples=samples)
