@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import optimize, special
@@ -397,7 +398,7 @@ def _result(model, theta, x0, rss, n, weights, success, message, c, weighted):
   aicc = aic + 2.0 * p * (p + 1) / (n - p - 1) if n - p - 1 > 0 else math.inf
   pub = model.to_public(theta, x0)
   return FitResult(
-      model=model.name, params=dict(zip(model.param_names, map(float, pub))),
+      model=model.name, params=dict(zip(model.param_names, map(float, pub), strict=True)),
       rss=rss, n=n, k=k, loglik=loglik, aic=aic, aicc=aicc,
       bic=-2.0 * loglik + p * math.log(n), success=success, message=message,
       c_min=float(c.min()), c_max=float(c.max()), weighted=weighted)
@@ -452,16 +453,15 @@ def compare(compute: Any, y: Any, models: Sequence[str] = DEFAULT_MODELS,
   n = np.asarray(y).shape[0]
   fits = [fit(m, compute, y, weights) for m in models
           if len(get_model(m).param_names) < n]
-  ok = [f for f in fits if f.success]
-  score = lambda f: getattr(f, criterion)
-  best = min(map(score, ok), default=math.nan)
-  rel = {id(f): math.exp(-0.5 * (score(f) - best)) for f in ok}
-  total = sum(rel.values())
+  scores = [getattr(f, criterion) for f in fits]
+  best = min((s for f, s in zip(fits, scores, strict=True) if f.success),
+             default=math.nan)
+  rel = [math.exp(-0.5 * (s - best)) if f.success else 0.0
+         for f, s in zip(fits, scores, strict=True)]
   out = [dataclasses.replace(
-      f, criterion=criterion,
-      delta_ic=score(f) - best if f.success else None,
-      ic_weight=rel[id(f)] / total if f.success else 0.0) for f in fits]
-  return sorted(out, key=lambda f: (not f.success, score(f)))
+      f, criterion=criterion, delta_ic=s - best if f.success else None,
+      ic_weight=r / sum(rel)) for f, s, r in zip(fits, scores, rel, strict=True)]
+  return sorted(out, key=lambda f: (not f.success, getattr(f, criterion)))
 
 
 def extrapolation_test(model_name: str, compute: Any, y: Any, *,
@@ -492,7 +492,7 @@ def extrapolation_test(model_name: str, compute: Any, y: Any, *,
     frac = 0.25 if holdout_fraction is None else holdout_fraction
     if not 0.0 < frac < 1.0:
       raise ValueError(f'holdout_fraction must be in (0, 1); got {frac}.')
-    n_holdout = max(1, int(round(frac * len(y))))
+    n_holdout = max(1, round(frac * len(y)))
   order = np.argsort(c, kind='stable')
   c, y, w = c[order], y[order], w[order]
   n_train = len(y) - int(n_holdout)
@@ -654,6 +654,6 @@ def bootstrap(model_name: str, compute: Any, per_episode_values: Any,
       success_fraction=len(thetas) / max(int(n_boot), 1),
       percentiles=tuple(map(float, percentiles)),
       param_ci={n: (float(a), float(b))
-                for n, a, b in zip(model.param_names, p_lo, p_hi)},
+                for n, a, b in zip(model.param_names, p_lo, p_hi, strict=True)},
       compute_grid=grid, curve_estimate=model.fn(u_grid, theta_hat),
       curve_low=c_lo, curve_high=c_hi, param_samples=samples)

@@ -74,6 +74,19 @@ def test_m4_fit_reproduces_noise_free_curve():
   assert abs(result.params['c'] - truth['c']) < 1e-2
 
 
+def test_information_criteria_follow_gaussian_likelihood():
+  y = _noisy('power_law_floor', TRUTH['power_law_floor'], C12, NOISE, seed=4)
+  r = scaling.fit('power_law_floor', C12, y)
+  n, p = 12, 4  # Three curve parameters and the noise variance.
+  assert r.n == n and r.k == 3
+  rss = np.sum((r.predict(C12) - y) ** 2)
+  assert r.rss == pytest.approx(rss, rel=1e-9)
+  minus_2_loglik = n * np.log(2 * np.pi * rss / n) + n
+  assert r.aic == pytest.approx(minus_2_loglik + 2 * p)
+  assert r.bic == pytest.approx(minus_2_loglik + p * np.log(n))
+  assert r.aicc == pytest.approx(r.aic + 2 * p * (p + 1) / (n - p - 1))
+
+
 def test_floor_is_preferred_when_it_matters():
   truth = {'E': 0.3, 'A': 2.0, 'alpha': 0.3}  # Floor ~ the whole fall in error.
   y = _noisy('power_law_floor', truth, C12, NOISE, seed=2)
@@ -103,10 +116,10 @@ def test_sigmoid_truth_power_laws_fit_in_sample_but_extrapolate_worse():
   stats = {m: [] for m in ('power_law', 'power_law_floor', 'sigmoid_log')}
   for seed in range(5):
     y = _noisy('sigmoid_log', truth, compute, sd, seed)
-    for m in stats:
+    for m, rows in stats.items():
       r = scaling.extrapolation_test(m, compute, y, n_holdout=12)
       assert r['c_split'] == pytest.approx(1e8)
-      stats[m].append((r['train_rmse'], r['rmse'], r['bias']))
+      rows.append((r['train_rmse'], r['rmse'], r['bias']))
   train, held_out, bias = {}, {}, {}
   for m, rows in stats.items():
     train[m], held_out[m], bias[m] = np.median(np.array(rows), axis=0)
@@ -125,6 +138,10 @@ def test_extrapolation_of_noise_free_power_law_is_exact(name):
   assert r['c_split'] == pytest.approx(C12[8])
   np.testing.assert_allclose(r['y_pred'], y[9:], atol=1e-8)
   assert r['max_abs_error'] < 1e-8
+
+
+def _width(boot, key):
+  return boot.param_ci[key][1] - boot.param_ci[key][0]
 
 
 def _bernoulli_episodes(p, n_episodes, rng):
@@ -153,9 +170,8 @@ def test_bootstrap_covers_truth_and_narrows_with_more_episodes():
   assert np.all(few.curve_estimate <= few.curve_high)
   many = scaling.bootstrap('power_law_floor', BOOT_C,
                            _bernoulli_episodes(p, 9600, rng), 200, rng)
-  for key in BOOT_TRUTH:
-    width = lambda b: b.param_ci[key][1] - b.param_ci[key][0]
-    assert width(many) < 0.5 * width(few), key  # ~1/4 expected for 16x episodes.
+  for key in BOOT_TRUTH:  # Widths should shrink ~4x for 16x the episodes.
+    assert _width(many, key) < 0.5 * _width(few, key), key
 
 
 def test_bootstrap_resamples_seeds():
@@ -170,8 +186,7 @@ def test_bootstrap_resamples_seeds():
                               np.random.default_rng(2))
   flat = scaling.bootstrap('power_law_floor', BOOT_C, pooled, 100,
                            np.random.default_rng(2))
-  width = lambda b: b.param_ci['E'][1] - b.param_ci['E'][0]
-  assert width(by_seed) > 1.5 * width(flat)
+  assert _width(by_seed, 'E') > 1.5 * _width(flat, 'E')
   moved = scaling.bootstrap('power_law_floor', BOOT_C, seeds.transpose(1, 2, 0),
                             100, np.random.default_rng(2), seeds_axis=2)
   assert moved.param_ci == by_seed.param_ci
@@ -209,6 +224,20 @@ def test_weights_scale_free_and_compare_weights_normalised():
   c = scaling.fit('power_law', C12, y, weights=np.ones(12))
   d = scaling.fit('power_law', C12, y, weights=np.full(12, 1e4))
   assert a.aic - c.aic == pytest.approx(b.aic - d.aic, abs=1e-6)
+
+
+def test_weights_discount_a_bad_point():
+  truth = TRUTH['power_law_floor']
+  y = _noisy('power_law_floor', truth, C12, NOISE, seed=6)
+  y[2] += 0.05
+  w = np.ones(12)
+  w[2] = 1e-6
+  weighted = scaling.fit('power_law_floor', C12, y, weights=w)
+  plain = scaling.fit('power_law_floor', C12, y)
+  resid = weighted.predict(C12) - y
+  assert weighted.rss == pytest.approx(np.sum(w * resid**2), rel=1e-9)
+  assert abs(weighted.params['alpha'] - truth['alpha']) < 0.03
+  assert abs(plain.params['alpha'] - truth['alpha']) > 0.03
 
 
 def test_results_are_strict_json():
