@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -114,6 +115,14 @@ def _plf_starts(u, y):
   return out
 
 
+def _plf_to_public(th, x0):
+  return np.array([th[0], math.exp(th[1] + th[2] * x0), th[2]])
+
+
+def _plf_from_public(p, x0):
+  return np.array([p[0], math.log(p[1]) - p[2] * x0, p[2]], dtype=float)
+
+
 # power_law: theta = (log B, alpha).
 def _pl_fn(u, th):
   return np.exp(th[0] - th[1] * u)
@@ -127,6 +136,19 @@ def _pl_jac(u, th):
 def _pl_starts(u, y):
   logb, slope = _line(u, np.log(np.maximum(y, 1e-3 * _scale(y))))
   return [np.array([logb, max(-slope, 0.05)]), np.array([logb, 0.5])]
+
+
+def _pl_bounds(u, y):
+  s = _scale(y)
+  return np.array([math.log(s * 1e-9), 0.0]), np.array([math.log(s * 1e3), 5.0])
+
+
+def _pl_to_public(th, x0):
+  return np.array([math.exp(th[0] + th[1] * x0), th[1]])
+
+
+def _pl_from_public(p, x0):
+  return np.array([math.log(p[0]) - p[1] * x0, p[1]], dtype=float)
 
 
 # sigmoid_log: theta = (E, D = U - E, s, m = log_c_mid - x0).
@@ -147,23 +169,28 @@ def _sig_bounds(u, y):
                     u.max() + span]))
 
 
-def _plateau_pairs(y):
-  lo, hi, rng = float(np.min(y)), float(np.max(y)), max(float(np.ptp(y)), _TINY)
-  return [(max(e, 0.0), hi_) for e in _floor_guesses(y)
-          for hi_ in (hi + 0.05 * rng, hi + rng)] + [(max(lo - rng, 0.0),
-                                                        hi + 0.05 * rng)]
-
-
 def _sig_starts(u, y):
-  out, span = [], _span(u)
-  for e, hi in _plateau_pairs(y):
-    t = np.clip((y - e) / (hi - e), 1e-3, 1 - 1e-3)
-    b0, b1 = _line(u, special.logit(t))  # logit t = -s (u - m)
+  lo, hi, rng = float(np.min(y)), float(np.max(y)), max(float(np.ptp(y)), _TINY)
+  span, out = _span(u), []
+  plateaus = [(max(e, 0.0), top) for e in _floor_guesses(y)
+              for top in (hi + 0.05 * rng, hi + rng)]
+  for e, top in plateaus + [(max(lo - rng, 0.0), hi + 0.05 * rng)]:
+    t = np.clip((y - e) / (top - e), 1e-3, 1 - 1e-3)
+    b0, b1 = _line(u, special.logit(t))  # logit t = -s (u - m).
     s = max(-b1, 0.5 / span)
-    out.append(np.array([e, hi - e, s, b0 / s]))
-  out += [np.array([max(float(np.min(y)) * 0.9, 0.0), float(np.ptp(y)) + _TINY,
-                    4.0 / span, m]) for m in (u.min(), 0.0, u.max())]
+    out.append(np.array([e, top - e, s, b0 / s]))
+  # Inflection at either end or the middle, for curves seen only in part.
+  out += [np.array([max(0.9 * lo, 0.0), rng, 4.0 / span, m])
+          for m in (u.min(), 0.0, u.max())]
   return out
+
+
+def _sig_to_public(th, x0):
+  return np.array([th[0], th[0] + th[1], th[2], th[3] + x0])
+
+
+def _sig_from_public(p, x0):
+  return np.array([p[0], p[1] - p[0], p[2], p[3] - x0], dtype=float)
 
 
 # m4: theta = (E, D = U - E, alpha, log B0, c), beta * C^c = exp(log B0 + c*u).
@@ -220,35 +247,6 @@ def _m4_starts(u, y):
   return out
 
 
-def _plf_to_public(th, x0):
-  return np.array([th[0], math.exp(th[1] + th[2] * x0), th[2]])
-
-
-def _plf_from_public(p, x0):
-  return np.array([p[0], math.log(p[1]) - p[2] * x0, p[2]], dtype=float)
-
-
-def _pl_to_public(th, x0):
-  return np.array([math.exp(th[0] + th[1] * x0), th[1]])
-
-
-def _pl_from_public(p, x0):
-  return np.array([math.log(p[0]) - p[1] * x0, p[1]], dtype=float)
-
-
-def _pl_bounds(u, y):
-  s = _scale(y)
-  return np.array([math.log(s * 1e-9), 0.0]), np.array([math.log(s * 1e3), 5.0])
-
-
-def _sig_to_public(th, x0):
-  return np.array([th[0], th[0] + th[1], th[2], th[3] + x0])
-
-
-def _sig_from_public(p, x0):
-  return np.array([p[0], p[1] - p[0], p[2], p[3] - x0], dtype=float)
-
-
 def _m4_to_public(th, x0):
   return np.array([th[0], th[0] + th[1], th[2], math.exp(th[3] - th[4] * x0),
                    th[4]])
@@ -259,7 +257,7 @@ def _m4_from_public(p, x0):
                   dtype=float)
 
 
-MODELS: Mapping[str, CurveModel] = {
+MODELS: Mapping[str, CurveModel] = types.MappingProxyType({
     m.name: m for m in (
         CurveModel('power_law_floor', ('E', 'A', 'alpha'), _plf_fn, _plf_jac,
                    _plf_to_public, _plf_from_public, _plf_bounds, _plf_starts),
@@ -271,7 +269,7 @@ MODELS: Mapping[str, CurveModel] = {
         CurveModel('m4', ('E', 'U', 'alpha', 'beta', 'c'), _m4_fn, _m4_jac,
                    _m4_to_public, _m4_from_public, _m4_bounds, _m4_starts),
     )
-}
+})
 DEFAULT_MODELS = ('power_law_floor', 'power_law', 'sigmoid_log', 'm4')
 
 
@@ -320,10 +318,24 @@ def _jsonable(v: Any) -> Any:
 class FitResult:
   """One least-squares fit.
 
-  ``rss`` is weighted if weights were given. The likelihood is Gaussian with the
-  noise scale (``sigma^2 / weights``) estimated, so ``k + 1`` parameters enter
-  AIC / AICc / BIC; weights act as relative inverse variances. ``delta_ic``,
-  ``ic_weight`` and ``criterion`` are set by ``compare`` only.
+  The likelihood is Gaussian with variance ``sigma^2 / weights`` and sigma^2
+  estimated, so weights act as relative inverse variances and ``k + 1``
+  parameters enter the information criteria.
+
+  Attributes:
+    model: model name.
+    params: public parameters by name (see the module docstring).
+    rss: residual sum of squares, weighted if weights were given.
+    n: number of points; k: number of curve parameters.
+    loglik: maximised Gaussian log-likelihood.
+    aic, aicc, bic: information criteria (aicc is inf when n <= k + 2).
+    success: the optimiser converged (scipy ``least_squares`` status > 0).
+    message: the optimiser's message.
+    c_min, c_max: compute range of the data: the fit says nothing outside it
+      unless ``extrapolation_test`` says otherwise.
+    weighted: weights were given.
+    criterion, delta_ic, ic_weight: set by ``compare`` only: the criterion
+      ranked on, its difference to the best fit, and the Akaike weight.
   """
   model: str
   params: Mapping[str, float]
@@ -404,11 +416,12 @@ def _result(model, theta, x0, rss, n, weights, success, message, c, weighted):
       c_min=float(c.min()), c_max=float(c.max()), weighted=weighted)
 
 
-def _fit(model, c, y, w, weighted, extra_starts=()):
+def _fit(model, c, y, w, weighted, starts=None):
+  """Returns (FitResult, internal theta, x0); starts default to the model's."""
   x = np.log(c)
   x0 = float(np.mean(x))
   u = x - x0
-  starts = list(extra_starts) or model.starts(u, y)
+  starts = model.starts(u, y) if starts is None else starts
   theta, rss, ok, msg = _least_squares(model, u, y, np.sqrt(w), starts)
   return _result(model, theta, x0, rss, len(y), w, ok, msg, c, weighted), theta, x0
 
@@ -635,7 +648,7 @@ def bootstrap(model_name: str, compute: Any, per_episode_values: Any,
   u_grid = np.log(grid) - x0
   thetas = []
   for y_b in boot:
-    r, th, _ = _fit(model, c, y_b, w, False, extra_starts=[theta_hat])
+    r, th, _ = _fit(model, c, y_b, w, False, starts=[theta_hat])
     if not r.success:
       r, th, _ = _fit(model, c, y_b, w, False)
     if r.success:
