@@ -180,12 +180,13 @@ def _list_members(source: str, set_name: str, data_dir: str
         f"(top-level entries: {', '.join(tops) or 'none'})")
   keys = sorted(groups)
   members = [sorted(groups[k]) for k in keys]
-  counts = {len(m) for m in members}
-  if len(counts) != 1:
-    fewest = min(range(len(keys)), key=lambda i: len(members[i]))
+  counts = np.asarray([len(m) for m in members])
+  usual = np.bincount(counts).argmax()
+  if (counts != usual).any():
+    odd = int(np.flatnonzero(counts != usual)[0])
     raise errors.DataError(
-        f"{where}: {'/'.join(keys[fewest])} has {len(members[fewest])} drawings, others "
-        f"have {max(counts)}; every character needs the same number")
+        f"{where}: {'/'.join(keys[odd])} has {counts[odd]} drawings, most characters "
+        f"have {usual}; every character needs the same number")
   return keys, members
 
 
