@@ -1,0 +1,96 @@
+"""The meta-step: sample a meta-batch of tasks, vmap the algorithm over it, average the
+meta-gradients, apply an optax update. Compiled once, with the state donated.
+
+``step(state, data, key, log) -> (state, metrics)``. ``key`` is the run's training key:
+the step folds in ``state.step``, so a resumed run draws the same tasks as an
+uninterrupted one. ``data`` is the task family's device-resident dataset (``None`` for
+synthetic families); passing it as an argument, not a closure, keeps it out of the
+compiled program's constants. ``log`` is a traced boolean: when true the step also
+scores the query set before adaptation, a full extra forward pass that a ``lax.cond``
+skips on the steps that do not log. Metrics stay on the device.
+"""
+
+import functools
+from typing import Any, Callable, Optional
+
+from flax import struct
+import jax
+from jax import lax
+import jax.numpy as jnp
+import optax
+
+from metalearn import algorithms
+from metalearn.inner import InnerConfig
+from metalearn.learner import Learner
+
+Params = Any
+
+
+@struct.dataclass
+class MetaState:
+  """Everything that changes during meta-training."""
+
+  step: jax.Array
+  theta: Params
+  opt_state: optax.OptState
+
+
+def init_state(theta: Params, optimizer: optax.GradientTransformation) -> MetaState:
+  return MetaState(step=jnp.zeros((), jnp.int32), theta=theta,
+                   opt_state=optimizer.init(theta))
+
+
+def make_meta_step(*, learner: Learner, algorithm: str, inner: InnerConfig,
+                   optimizer: optax.GradientTransformation, task_family: Any,
+                   meta_batch: int, task_sharding: Optional[jax.sharding.Sharding] = None,
+                   jit: bool = True) -> Callable:
+  """Builds the meta-step.
+
+  Args:
+    learner: model, loss and batch-norm mode.
+    algorithm: 'maml', 'fomaml' or 'reptile' (see ``metalearn.algorithms``).
+    inner: inner-loop configuration.
+    optimizer: outer optax optimiser, applied to the mean meta-gradient.
+    task_family: has ``sample(key, data, num_tasks) -> Episode`` (batched).
+    meta_batch: tasks per meta-step, T.
+    task_sharding: optional sharding of the task axis over devices.
+    jit: compile the step (``jax.jit`` with the state donated).
+
+  Returns:
+    ``step(state, data, key, log) -> (state, metrics)``; metrics are device scalars.
+  """
+  meta_grad = functools.partial(algorithms.get(algorithm), learner=learner,
+                                inner=inner)
+
+  def step(state: MetaState, data, key: jax.Array, log: jax.Array):
+    key = jax.random.fold_in(key, state.step)
+    k_tasks, k_alg = jax.random.split(key)
+    episodes = task_family.sample(k_tasks, data, meta_batch)
+    task_keys = jax.random.split(k_alg, meta_batch)
+    if task_sharding is not None:
+      episodes, task_keys = lax.with_sharding_constraint(
+          (episodes, task_keys), task_sharding)
+    grads_T, aux_T = jax.vmap(meta_grad, in_axes=(None, 0, 0))(
+        state.theta, episodes, task_keys)
+    grads = jax.tree.map(lambda g: g.mean(0), grads_T)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.theta)
+    theta = optax.apply_updates(state.theta, updates)
+    metrics = jax.tree.map(lambda m: m.mean(0), aux_T)
+    metrics.update(pre_adaptation_metrics(learner, state.theta, episodes, log))
+    metrics["grad_norm"] = optax.tree.norm(grads)
+    return MetaState(step=state.step + 1, theta=theta, opt_state=opt_state), metrics
+
+  return jax.jit(step, donate_argnums=0) if jit else step
+
+
+def pre_adaptation_metrics(learner: Learner, theta: Params, episodes, log: jax.Array
+                           ) -> dict:
+  """Query metrics of the meta-parameters themselves, computed only when ``log``."""
+  score = jax.vmap(lambda ep: learner.query_loss(theta, ep)[1])
+
+  def zeros(eps):
+    shapes = jax.eval_shape(score, eps)
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+  metrics_T = lax.cond(log, score, zeros, lax.stop_gradient(episodes))
+  return {f"query_{k}_pre": v.mean(0) for k, v in metrics_T.items()}

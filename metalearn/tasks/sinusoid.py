@@ -1,0 +1,43 @@
+"""Sinusoid regression tasks (Finn et al. 2017, Section 5.1), sampled on the device.
+
+A task is ``y = a·sin(x − φ)`` with amplitude ``a ~ U[0.1, 5]``, phase ``φ ~ U[0, π]``
+and inputs ``x ~ U[-5, 5]``; support and query points are drawn independently.
+"""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from metalearn.tasks.episode import Episode
+
+
+@dataclasses.dataclass(frozen=True)
+class SinusoidTasks:
+  """The sinusoid task family: ``sample(key, data, num_tasks)`` gives a meta-batch."""
+
+  shots: int = 10
+  queries: int = 10
+  amplitude: tuple[float, float] = (0.1, 5.0)
+  phase: tuple[float, float] = (0.0, math.pi)
+  x_range: tuple[float, float] = (-5.0, 5.0)
+
+  def sample(self, key: jax.Array, data=None, num_tasks: int = 1) -> Episode:
+    """Samples ``num_tasks`` episodes; ``data`` is unused (no dataset to read).
+
+    Returns:
+      An Episode with ``support_x/y [T, shots, 1]`` and ``query_x/y [T, queries, 1]``.
+    """
+    del data
+    k_amp, k_phase, k_x = jax.random.split(key, 3)
+    amp_T1 = jax.random.uniform(k_amp, (num_tasks, 1, 1), minval=self.amplitude[0],
+                                maxval=self.amplitude[1])
+    phase_T1 = jax.random.uniform(k_phase, (num_tasks, 1, 1), minval=self.phase[0],
+                                  maxval=self.phase[1])
+    n = self.shots + self.queries
+    x_TxNx1 = jax.random.uniform(k_x, (num_tasks, n, 1), minval=self.x_range[0],
+                                 maxval=self.x_range[1])
+    y_TxNx1 = amp_T1 * jnp.sin(x_TxNx1 - phase_T1)
+    return Episode(support_x=x_TxNx1[:, : self.shots], support_y=y_TxNx1[:, : self.shots],
+                   query_x=x_TxNx1[:, self.shots:], query_y=y_TxNx1[:, self.shots:])

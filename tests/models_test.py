@@ -1,0 +1,83 @@
+"""Models: both convolution formulations agree (values, first and second derivatives);
+batch statistics behave as each batch-norm mode says; MAML's architecture shapes."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from metalearn import learner as learner_lib
+from metalearn.models import conv4
+from metalearn.models import layers
+from metalearn.tasks.episode import Episode
+
+
+@pytest.mark.parametrize("stride,size", [(1, 7), (2, 28), (2, 7), (2, 4)])
+def test_im2col_convolution_matches_xla(stride, size):
+  kx, kk = jax.random.split(jax.random.key(0))
+  x = jax.random.normal(kx, (2, size, size, 3))
+  kernel = jax.random.normal(kk, (3, 3, 3, 5))
+  ref = layers.conv2d(x, kernel, stride=stride, impl="xla")
+  out = layers.conv2d(x, kernel, stride=stride, impl="im2col")
+  assert out.shape == (2, -(-size // stride), -(-size // stride), 5)
+  np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_formulations_agree_on_second_order_maml_gradients():
+  from metalearn import algorithms
+  from metalearn.inner import InnerConfig
+  key = jax.random.key(1)
+  ep = Episode(jax.random.normal(key, (6, 28, 28, 1)), jnp.arange(6) % 3,
+               jax.random.normal(jax.random.key(2), (6, 28, 28, 1)), jnp.arange(6) % 3)
+  grads = {}
+  for impl in ("xla", "im2col"):
+    learner = learner_lib.Learner(conv4.Conv4(3, filters=8, conv_impl=impl), "xent")
+    theta = learner.init(jax.random.key(3), ep.support_x)
+    grads[impl], _ = jax.jit(lambda t, e, l=learner: algorithms.maml_meta_grad(
+        t, e, key, learner=l, inner=InnerConfig(steps=2, lr=0.4)))(theta, ep)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-5),
+               grads["xla"], grads["im2col"])
+
+
+def test_maml_architectures_parameter_shapes():
+  omni = conv4.omniglot_conv4(5)
+  params = jax.eval_shape(omni.init, jax.random.key(0), jnp.zeros((2, 28, 28, 1)))["params"]
+  assert params["Dense_0"]["kernel"].shape == (256, 5)  # 28→14→7→4→2, 2·2·64.
+  assert params["Conv_0"]["kernel"].shape == (3, 3, 1, 64)
+  mini = conv4.miniimagenet_conv4(5)
+  params = jax.eval_shape(mini.init, jax.random.key(0), jnp.zeros((2, 84, 84, 3)))["params"]
+  assert params["Dense_0"]["kernel"].shape == (800, 5)  # 84→42→21→10→5, 5·5·32.
+  assert params["Conv_3"]["kernel"].shape == (3, 3, 32, 32)
+
+
+def test_batch_stat_norm_uses_only_the_given_examples():
+  x = jax.random.normal(jax.random.key(0), (10, 4, 4, 3)) * 3 + 2
+  norm = layers.BatchStatNorm(epsilon=1e-8)
+  params = norm.init(jax.random.key(0), x)
+  y = norm.apply(params, x)
+  np.testing.assert_allclose(y.mean((0, 1, 2)), 0, atol=1e-5)
+  np.testing.assert_allclose(y.std((0, 1, 2)), 1, atol=1e-4)
+  y4 = norm.apply(params, x, 4)
+  np.testing.assert_allclose(y4[:4].mean((0, 1, 2)), 0, atol=1e-5)
+  assert np.abs(y4[4:].mean((0, 1, 2))).max() > 1e-3
+
+
+def test_batch_norm_modes_decide_whether_queries_interact():
+  key = jax.random.key(0)
+  ep = Episode(jax.random.normal(key, (5, 28, 28, 1)), jnp.arange(5),
+               jax.random.normal(jax.random.key(1), (10, 28, 28, 1)), jnp.arange(10) % 5)
+  changed = ep.replace(query_x=ep.query_x.at[9].multiply(5.0))
+  for mode, interacts in (("transductive", True), ("non_transductive", False)):
+    learner = learner_lib.Learner(conv4.omniglot_conv4(5), "xent", bn_mode=mode)
+    theta = learner.init(key, ep.support_x)
+    logits = lambda e: (learner.apply(theta, e.query_x) if mode == "transductive" else
+                        learner.apply(theta, jnp.concatenate([e.support_x, e.query_x]), 5)[5:])
+    logits = jax.jit(logits)
+    diff = np.abs(logits(ep)[:9] - logits(changed)[:9]).max()
+    assert (diff > 1e-4) == interacts, (mode, diff)
+
+
+def test_max_pool_matches_reduce_window():
+  x = jax.random.normal(jax.random.key(0), (2, 21, 21, 3))
+  ref = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+  np.testing.assert_array_equal(layers.max_pool_2x2(x), ref)
