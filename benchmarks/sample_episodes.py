@@ -16,8 +16,7 @@ import time
 import jax
 import numpy as np
 
-from metalearn.tasks import omniglot
-from metalearn.tasks import sampling
+from metalearn.tasks import omniglot, sampling
 
 
 def main() -> None:

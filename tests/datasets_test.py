@@ -6,9 +6,9 @@ import types
 import zipfile
 
 import numpy as np
-from PIL import Image
 import pytest
 import tensorflow_datasets as tfds
+from PIL import Image
 
 from metalearn import errors
 from metalearn.tasks import datasets

@@ -3,8 +3,8 @@
 import os
 
 import numpy as np
-from PIL import Image
 import pytest
+from PIL import Image
 
 from metalearn import errors
 from metalearn.tasks import miniimagenet

@@ -14,8 +14,8 @@ import urllib.error
 import zipfile
 
 import numpy as np
-from PIL import Image
 import pytest
+from PIL import Image
 
 from metalearn import errors
 from metalearn.tasks import omniglot
@@ -149,8 +149,8 @@ def test_maml_split_sizes_rotations_and_subsets(tmp_path):
 
 def test_lake_split_and_kept_train_classes(tmp_path):
   data = make_release(tmp_path / "data")
-  kwargs = dict(protocol="lake", cache_dir=str(tmp_path / "c"), download=False,
-                lake_val_alphabets=1)
+  kwargs = {"protocol": "lake", "cache_dir": str(tmp_path / "c"), "download": False,
+            "lake_val_alphabets": 1}
   train = omniglot.load_split(data, "train", **kwargs)
   val = omniglot.load_split(data, "val", **kwargs)
   test = omniglot.load_split(data, "test", **kwargs)
@@ -296,7 +296,7 @@ def test_real_cache_reuse(real):
 @needs_real
 def test_real_splits(real):
   chars, cache, _ = real
-  kw = dict(cache_dir=cache, download=False, chars=chars)
+  kw = {"cache_dir": cache, "download": False, "chars": chars}
   maml = {s: omniglot.load_split(REAL_DIR, s, **kw) for s in ("train", "val", "test")}
   assert [maml[s].num_classes for s in ("train", "val", "test")] == [4400, 100, 423]
   lake = {s: omniglot.load_split(REAL_DIR, s, protocol="lake", rotations=False, **kw)

@@ -16,7 +16,7 @@ def _mock(num_examples):
 def test_cifar_fs_split_is_64_16_20_and_disjoint():
   parts = {s: tfds_data.cifar_fs_labels(s) for s in ("train", "val", "test")}
   assert [len(parts[s]) for s in ("train", "val", "test")] == [64, 16, 20]
-  assert sorted(sum(parts.values(), [])) == list(range(100))
+  assert sorted(x for p in parts.values() for x in p) == list(range(100))
   assert tfds_data.CIFAR100_NAMES[parts["test"][0]] == "baby"
   assert len(set(tfds_data.CIFAR100_NAMES)) == 100
   assert list(tfds_data.CIFAR100_NAMES) == sorted(tfds_data.CIFAR100_NAMES)
@@ -25,7 +25,7 @@ def test_cifar_fs_split_is_64_16_20_and_disjoint():
 def test_seeded_split_is_disjoint_and_seeded():
   parts = {s: tfds_data.seeded_class_split(10, s, seed=3) for s in ("train", "val", "test")}
   assert [len(parts[s]) for s in ("train", "val", "test")] == [6, 2, 2]
-  assert sorted(sum(parts.values(), [])) == list(range(10))
+  assert sorted(x for p in parts.values() for x in p) == list(range(10))
   assert tfds_data.seeded_class_split(10, "val", seed=4) != parts["val"] or (
       tfds_data.seeded_class_split(10, "test", seed=4) != parts["test"])
 

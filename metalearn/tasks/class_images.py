@@ -17,11 +17,14 @@ import logging
 import multiprocessing
 import os
 import tempfile
-from typing import Any, Callable, Iterable, Optional, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from metalearn import errors
+
+_log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -65,7 +68,7 @@ class ClassImages:
   def image_shape(self) -> tuple[int, int, int]:
     return tuple(self.images.shape[2:])
 
-  def take(self, rows: Sequence[int] | np.ndarray, name: Optional[str] = None
+  def take(self, rows: Sequence[int] | np.ndarray, name: str | None = None
            ) -> "ClassImages":
     """The classes at ``rows`` (in that order), as a new ClassImages."""
     rows = np.asarray(rows, dtype=np.int64)
@@ -107,7 +110,7 @@ def num_kept_classes(num_classes: int, count: int = 0, fraction: float = 0.0,
   if count:
     return count
   if fraction:
-    return max(1, int(round(fraction * num_classes)))
+    return max(1, round(fraction * num_classes))
   return num_classes
 
 
@@ -156,7 +159,7 @@ def group_by_label(images_NxHxWxCh: np.ndarray, labels_N: np.ndarray,
         f"{source}: class label {worst} has {fewest} examples, fewer than the "
         f"{min_examples} needed")
   if int(counts.max()) != fewest:
-    logging.warning("%s: classes have %d to %d examples; keeping the first %d of each",
+    _log.warning("%s: classes have %d to %d examples; keeping the first %d of each",
                     source, fewest, int(counts.max()), fewest)
   rows_CxE = starts[:, None] + np.arange(fewest)[None, :]
   return images_NxHxWxCh[order[rows_CxE]]
@@ -201,7 +204,7 @@ def save_npz_atomic(path: str, **arrays: np.ndarray) -> None:
     raise
 
 
-def load_npz(path: str, fingerprint: str) -> Optional[dict[str, np.ndarray]]:
+def load_npz(path: str, fingerprint: str) -> dict[str, np.ndarray] | None:
   """The arrays of a cache file if it exists, is readable and has ``fingerprint``.
 
   Returns None otherwise (a stale or damaged cache is rebuilt, not an error).
@@ -212,10 +215,10 @@ def load_npz(path: str, fingerprint: str) -> Optional[dict[str, np.ndarray]]:
     with np.load(path, allow_pickle=False) as npz:
       arrays = {k: npz[k] for k in npz.files}
   except (OSError, ValueError, EOFError) as e:  # Includes zipfile.BadZipFile.
-    logging.warning("cache %s is unreadable (%s); rebuilding it", path, e)
+    _log.warning("cache %s is unreadable (%s); rebuilding it", path, e)
     return None
   if str(arrays.get("fingerprint", "")) != fingerprint:
-    logging.info("cache %s is for another source; rebuilding it", path)
+    _log.info("cache %s is for another source; rebuilding it", path)
     return None
   return arrays
 

@@ -18,9 +18,7 @@ from typing import Any
 import ml_collections
 
 from metalearn import errors
-from metalearn.tasks import miniimagenet
-from metalearn.tasks import omniglot
-from metalearn.tasks import tfds_data
+from metalearn.tasks import miniimagenet, omniglot, tfds_data
 from metalearn.tasks.class_images import ClassImages
 
 NAMES = ("omniglot", "miniimagenet", "tfds")
@@ -95,7 +93,7 @@ def load_split(data_cfg: Any, split: str) -> ClassImages:
     DataError: missing or damaged data.
   """
   defaults = default_data_config()
-  cfg = {k: _get(data_cfg, k, defaults[k]) for k in defaults.keys()}
+  cfg = {k: _get(data_cfg, k, defaults[k]) for k in defaults}
   name = cfg["name"]
   if name not in NAMES:
     raise errors.ConfigError(
@@ -106,8 +104,8 @@ def load_split(data_cfg: Any, split: str) -> ClassImages:
   if cfg["image_size"] < 0:
     raise errors.ConfigError(
         f"config.data.image_size={cfg['image_size']}: must be >= 0")
-  common = dict(num_train_classes=cfg["num_train_classes"],
-                train_class_fraction=cfg["train_class_fraction"])
+  common = {"num_train_classes": cfg["num_train_classes"],
+            "train_class_fraction": cfg["train_class_fraction"]}
   if name == "omniglot":
     if cfg["protocol"] not in PROTOCOLS:
       raise errors.ConfigError(

@@ -20,12 +20,15 @@ import hashlib
 import json
 import logging
 import os
+
 import numpy as np
 from PIL import Image
 
 from metalearn import errors
 from metalearn.tasks import class_images
 from metalearn.tasks.class_images import ClassImages
+
+_log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 _FORMAT = "miniimagenet-v1-rgb-lanczos"
@@ -140,7 +143,7 @@ def load_split(data_dir: str, split: str, *, image_size: int = 84, cache_dir: st
       class_images.save_npz_atomic(cache_path, images=images,
                                    fingerprint=np.asarray(fingerprint))
     except OSError as e:  # A missing cache only costs a decode next time.
-      logging.warning("cannot write the miniImageNet cache %s (%s)", cache_path, e)
+      _log.warning("cannot write the miniImageNet cache %s (%s)", cache_path, e)
   result = ClassImages(
       images=images, class_names=tuple(wnids[split]),
       class_ids=np.arange(offset, offset + len(wnids[split]), dtype=np.int32),

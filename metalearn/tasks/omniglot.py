@@ -49,7 +49,6 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from typing import Optional
 
 import numpy as np
 from PIL import Image
@@ -57,6 +56,8 @@ from PIL import Image
 from metalearn import errors
 from metalearn.tasks import class_images
 from metalearn.tasks.class_images import ClassImages
+
+_log = logging.getLogger(__name__)
 
 SETS = ("images_background", "images_evaluation")
 URL = "https://github.com/brendenlake/omniglot/raw/master/python/{}.zip"
@@ -101,7 +102,7 @@ def _download(data_dir: str, set_name: str) -> str:
   """Downloads ``<set_name>.zip`` into ``data_dir``, checks its sha256, returns its path."""
   url = URL.format(set_name)
   dest = os.path.join(data_dir, set_name + ".zip")
-  logging.info("downloading %s to %s", url, dest)
+  _log.info("downloading %s to %s", url, dest)
   try:
     data = _fetch(url)
   except (urllib.error.URLError, OSError, ValueError) as e:
@@ -302,7 +303,7 @@ def load_characters(data_dir: str, *, image_size: int = 28, cache_dir: str = "",
         background=cached["background"])
   start = time.perf_counter()
   chars = _decode_all(data_dir, sources, image_size, num_workers)
-  logging.info("decoded %d Omniglot characters in %.1f s", len(chars.alphabets),
+  _log.info("decoded %d Omniglot characters in %.1f s", len(chars.alphabets),
                time.perf_counter() - start)
   try:
     class_images.save_npz_atomic(
@@ -310,7 +311,7 @@ def load_characters(data_dir: str, *, image_size: int = 28, cache_dir: str = "",
         characters=np.asarray(chars.characters), background=chars.background,
         fingerprint=np.asarray(fingerprint))
   except OSError as e:
-    logging.warning("cannot write the Omniglot cache %s (%s)", cache_path, e)
+    _log.warning("cannot write the Omniglot cache %s (%s)", cache_path, e)
   return chars
 
 
@@ -388,7 +389,7 @@ def load_split(data_dir: str, split: str, *, protocol: str = "maml", seed: int =
                num_train_classes: int = 0, train_class_fraction: float = 0.0,
                lake_val_alphabets: int = 5, image_size: int = 28,
                cache_dir: str = "", download: bool = True, num_workers: int = 0,
-               chars: Optional[Characters] = None) -> ClassImages:
+               chars: Characters | None = None) -> ClassImages:
   """One split of Omniglot as class-indexed images (see the module docstring).
 
   Args:

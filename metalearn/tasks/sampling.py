@@ -20,12 +20,11 @@ only the episode's pixels are converted.
 
 import dataclasses
 import functools
-from typing import Optional, Union
 
-from flax import struct
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
 from metalearn import errors
 from metalearn.tasks.class_images import ClassImages
@@ -45,7 +44,7 @@ class ImageData:
   class_ids: jax.Array
 
 
-def to_device(split: ClassImages, device: Optional[jax.Device] = None) -> ImageData:
+def to_device(split: ClassImages, device: jax.Device | None = None) -> ImageData:
   """Copies a split's images and class ids to ``device`` (default device if None)."""
   return ImageData(images=jax.device_put(split.images, device),
                    class_ids=jax.device_put(split.class_ids.astype(np.int32), device))
@@ -97,7 +96,7 @@ def _random_subset(key: jax.Array, shape: tuple[int, ...], k: int) -> jax.Array:
   return indices
 
 
-def _one_episode(key: jax.Array, images: jax.Array, class_ids: Optional[jax.Array],
+def _one_episode(key: jax.Array, images: jax.Array, class_ids: jax.Array | None,
                  ways: int, shots: int, queries: int) -> Episode:
   num_classes, num_examples = images.shape[:2]
   image_shape = images.shape[2:]
@@ -132,7 +131,7 @@ def _sample_one(key, images, class_ids, ways, shots, queries):
 
 def sample_episodes(key: jax.Array, images_CxExHxWxCh: jax.Array, num_tasks: int, *,
                     ways: int, shots: int, queries: int,
-                    class_ids: Optional[jax.Array] = None) -> Episode:
+                    class_ids: jax.Array | None = None) -> Episode:
   """A meta-batch of ``num_tasks`` independent N-way K-shot episodes.
 
   Can be called inside a jitted function (the sizes are static Python ints).
@@ -165,7 +164,7 @@ def sample_episodes(key: jax.Array, images_CxExHxWxCh: jax.Array, num_tasks: int
 
 def sample_episode(key: jax.Array, images_CxExHxWxCh: jax.Array, *, ways: int,
                    shots: int, queries: int,
-                   class_ids: Optional[jax.Array] = None) -> Episode:
+                   class_ids: jax.Array | None = None) -> Episode:
   """One episode: as ``sample_episodes`` without the leading task axis."""
   _check_images(images_CxExHxWxCh, ways=ways, shots=shots, queries=queries)
   return _sample_one(key, images_CxExHxWxCh, class_ids, int(ways), int(shots),
@@ -195,12 +194,12 @@ class ImageTaskFamily:
   def __post_init__(self):
     _check_sizes(ways=self.ways, shots=self.shots, queries=self.queries)
 
-  def check(self, data: Union[ImageData, ClassImages, jax.Array]) -> None:
+  def check(self, data: ImageData | ClassImages | jax.Array) -> None:
     """Raises DataError now if ``data`` cannot supply these episodes."""
     images, _ = _unpack(data)
     _check_images(images, ways=self.ways, shots=self.shots, queries=self.queries)
 
-  def sample(self, key: jax.Array, data: Union[ImageData, jax.Array],
+  def sample(self, key: jax.Array, data: ImageData | jax.Array,
              num_tasks: int) -> Episode:
     """``num_tasks`` episodes with a leading task axis (see ``sample_episodes``).
 
@@ -216,7 +215,7 @@ class ImageTaskFamily:
     return sample_episodes(key, images, num_tasks, ways=self.ways, shots=self.shots,
                            queries=self.queries, class_ids=class_ids)
 
-  def sample_one(self, key: jax.Array, data: Union[ImageData, jax.Array]) -> Episode:
+  def sample_one(self, key: jax.Array, data: ImageData | jax.Array) -> Episode:
     """One episode without a task axis."""
     images, class_ids = _unpack(data)
     return sample_episode(key, images, ways=self.ways, shots=self.shots,

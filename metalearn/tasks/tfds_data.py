@@ -11,7 +11,7 @@ Class ids are the dataset's integer labels; class names come from the label feat
 """
 
 import logging
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -19,6 +19,8 @@ from PIL import Image
 from metalearn import errors
 from metalearn.tasks import class_images
 from metalearn.tasks.class_images import ClassImages
+
+_log = logging.getLogger(__name__)
 
 # CIFAR-100 fine labels in TFDS label order (alphabetical).
 CIFAR100_NAMES = (
@@ -70,8 +72,8 @@ def seeded_class_split(num_labels: int, split: str, seed: int,
   val, the rest test (64/16/20 for 100 labels). Not an official split of any dataset.
   """
   perm = np.random.RandomState(seed).permutation(num_labels)
-  num_train = int(round(fractions[0] * num_labels))
-  num_val = int(round(fractions[1] * num_labels))
+  num_train = round(fractions[0] * num_labels)
+  num_val = round(fractions[1] * num_labels)
   parts = {"train": perm[:num_train], "val": perm[num_train:num_train + num_val],
            "test": perm[num_train + num_val:]}
   if split not in parts:
@@ -123,7 +125,7 @@ def resize_images(images_NxHxWxCh: np.ndarray, image_size: int) -> np.ndarray:
 
 
 def load_tfds_classes(name: str, labels: Sequence[int], *, tfds_splits: str = "train+test",
-                      data_dir: Optional[str] = None, image_size: int = 0,
+                      data_dir: str | None = None, image_size: int = 0,
                       image_key: str = "image", label_key: str = "label",
                       min_examples: int = 1, split_name: str = "") -> ClassImages:
   """The examples of ``labels`` in a TFDS dataset, as class-indexed images.
@@ -152,7 +154,7 @@ def load_tfds_classes(name: str, labels: Sequence[int], *, tfds_splits: str = "t
 
   try:
     source = tfds.data_source(name, split=tfds_splits, data_dir=data_dir)
-  except Exception as e:  # TFDS raises many types for missing or unprepared data.
+  except Exception as e:  # noqa: BLE001  # TFDS raises many types for missing data.
     message = str(e).splitlines()[0] if str(e) else type(e).__name__
     raise errors.DataError(
         f"config.data.tfds_name={name} (split {tfds_splits!r}, data_dir {data_dir}): "
@@ -173,7 +175,7 @@ def load_tfds_classes(name: str, labels: Sequence[int], *, tfds_splits: str = "t
     c, e = grouped.shape[:2]
     grouped = resize_images(grouped.reshape((c * e,) + grouped.shape[2:]), image_size)
     grouped = grouped.reshape((c, e) + grouped.shape[1:])
-  logging.info("%s: %d classes x %d examples of %s", name, grouped.shape[0],
+  _log.info("%s: %d classes x %d examples of %s", name, grouped.shape[0],
                grouped.shape[1], grouped.shape[2:])
   class_names = tuple(names[x] if x < len(names) else str(x) for x in labels)
   return ClassImages(images=grouped, class_names=class_names,
@@ -189,7 +191,7 @@ def class_split_labels(name: str, split: str, num_labels: int, seed: int) -> lis
 
 
 def load_split(name: str, split: str, *, seed: int = 1, tfds_splits: str = "train+test",
-               data_dir: Optional[str] = None, image_size: int = 0,
+               data_dir: str | None = None, image_size: int = 0,
                num_train_classes: int = 0, train_class_fraction: float = 0.0
                ) -> ClassImages:
   """A meta-split (``train``/``val``/``test``) of a TFDS dataset.
@@ -203,7 +205,7 @@ def load_split(name: str, split: str, *, seed: int = 1, tfds_splits: str = "trai
   try:
     builder = tfds.builder(name, data_dir=data_dir)
     num_labels = builder.info.features["label"].num_classes
-  except Exception as e:  # Unknown names raise DatasetNotFoundError and others.
+  except Exception as e:  # noqa: BLE001  # DatasetNotFoundError and others.
     message = str(e).splitlines()[0] if str(e) else type(e).__name__
     raise errors.ConfigError(
         f"config.data.tfds_name={name}: not a TFDS classification dataset ({message})"
