@@ -33,6 +33,8 @@ class InnerConfig:
     remat: rematerialise each inner step in the backward pass.
     adam_b1: Adam's β1 for the inner loop (Reptile used 0).
     adam_b2: Adam's β2 for the inner loop.
+    unroll: unroll the scan (for FLOP counting: XLA's cost analysis counts a loop
+      body once whatever its trip count).
   """
 
   steps: int = 1
@@ -42,6 +44,7 @@ class InnerConfig:
   remat: bool = False
   adam_b1: float = 0.0
   adam_b2: float = 0.999
+  unroll: bool = False
 
   def __post_init__(self):
     if self.optimizer not in INNER_OPTIMIZERS:
@@ -88,7 +91,7 @@ def adapt(theta: Params, loss_fn: LossFn, *, cfg: InnerConfig
   opt = cfg.make_optimizer()
   step = _make_step(loss_fn, cfg, opt)
   (params, _), losses_K = lax.scan(step, (theta, opt.init(theta)), None,
-                                   length=cfg.steps)
+                                   length=cfg.steps, unroll=cfg.unroll)
   return params, losses_K
 
 
@@ -128,7 +131,8 @@ def adapt_curve(theta: Params, loss_fn: LossFn, eval_fn: Callable[[Params], Any]
     carry, _ = step(carry, None)
     return carry, metrics
 
-  (params, _), metrics_K = lax.scan(body, (theta, opt.init(theta)), jnp.asarray(mask_K))
+  (params, _), metrics_K = lax.scan(body, (theta, opt.init(theta)), jnp.asarray(mask_K),
+                                    unroll=cfg.unroll)
   final = eval_fn(params)
   picked = np.flatnonzero(mask_K)
   metrics = jax.tree.map(lambda m, f: jnp.concatenate([m[picked], f[None]], axis=0),

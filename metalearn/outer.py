@@ -33,11 +33,15 @@ class MetaState:
   step: jax.Array
   theta: Params
   opt_state: optax.OptState
+  # The first step whose query loss was not finite, or -1: checked by the training
+  # loop only when it logs or saves, yet it names the exact step.
+  first_nonfinite: jax.Array
 
 
 def init_state(theta: Params, optimizer: optax.GradientTransformation) -> MetaState:
   return MetaState(step=jnp.zeros((), jnp.int32), theta=theta,
-                   opt_state=optimizer.init(theta))
+                   opt_state=optimizer.init(theta),
+                   first_nonfinite=jnp.full((), -1, jnp.int32))
 
 
 def make_meta_step(*, learner: Learner, algorithm: str, inner: InnerConfig,
@@ -78,7 +82,11 @@ def make_meta_step(*, learner: Learner, algorithm: str, inner: InnerConfig,
     metrics = jax.tree.map(lambda m: m.mean(0), aux_T)
     metrics.update(pre_adaptation_metrics(learner, state.theta, episodes, log))
     metrics["grad_norm"] = optax.tree.norm(grads)
-    return MetaState(step=state.step + 1, theta=theta, opt_state=opt_state), metrics
+    finite = jnp.isfinite(metrics["query_loss_post"]) & jnp.isfinite(metrics["grad_norm"])
+    first_nonfinite = jnp.where((state.first_nonfinite < 0) & ~finite, state.step,
+                                state.first_nonfinite)
+    return MetaState(step=state.step + 1, theta=theta, opt_state=opt_state,
+                     first_nonfinite=first_nonfinite), metrics
 
   return jax.jit(step, donate_argnums=0) if jit else step
 

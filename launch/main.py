@@ -1,0 +1,64 @@
+r"""Trains and/or evaluates a meta-learner from a config file.
+
+  python -m launch.main --config=experiments/sinusoid.py --workdir=/tmp/sinusoid
+  python -m launch.main --config=experiments/omniglot.py:5way1shot,smoke \
+      --config.data.path=../shared/data/omniglot --workdir=/tmp/omni
+  python -m launch.main --config=... --workdir=... --mode=evaluate
+
+Re-running the same command resumes from the latest checkpoint in the workdir.
+"""
+
+import logging as std_logging
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+from ml_collections import config_flags
+
+from metalearn import train
+from metalearn.errors import MetalearnError
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (file.py:args).",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics and results.")
+_MODE = flags.DEFINE_enum("mode", "train_and_evaluate",
+                          ["train", "evaluate", "train_and_evaluate"], "What to run.")
+_STEP = flags.DEFINE_integer("checkpoint_step", None,
+                             "Checkpoint to evaluate (default: latest).")
+_MULTIHOST = flags.DEFINE_bool("multihost", False,
+                               "Call jax.distributed.initialize() (TPU pods, SLURM).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+class _QuietLibraries:
+  """Drops INFO lines from orbax's internals; its warnings and errors still show."""
+
+  def filter(self, record):
+    return record.levelno > std_logging.INFO or "/orbax/" not in record.pathname
+
+
+def main(argv):
+  logging.get_absl_logger().addFilter(_QuietLibraries())
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if _MULTIHOST.value:
+    jax.distributed.initialize()
+  logging.info("process %d/%d, local devices %s", jax.process_index(),
+               jax.process_count(), jax.local_devices())
+  try:
+    if _MODE.value in ("train", "train_and_evaluate"):
+      state = train.train(_CONFIG.value, _WORKDIR.value)
+    if _MODE.value == "evaluate":
+      train.evaluate(_CONFIG.value, _WORKDIR.value, step=_STEP.value)
+    elif _MODE.value == "train_and_evaluate":
+      train.evaluate(_CONFIG.value, _WORKDIR.value, step=int(state.step),
+                     theta=state.theta)
+  except MetalearnError as e:
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  app.run(main)

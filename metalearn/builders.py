@@ -1,0 +1,175 @@
+"""From a config to the objects of a run: learner, task families, data, optimisers.
+
+The one place that reads the config schema (see ``base_config``), so that the training
+loop, evaluation, experiments and benchmarks build identical runs from identical
+configs. Bad values raise ``ConfigError`` naming the ``config.`` key.
+"""
+
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from metalearn.errors import ConfigError
+from metalearn.inner import INNER_OPTIMIZERS
+from metalearn.inner import InnerConfig
+from metalearn.learner import BN_MODES
+from metalearn.learner import Learner
+from metalearn.models import conv4
+from metalearn.models import mlp
+from metalearn.tasks import datasets
+from metalearn.tasks import sampling
+from metalearn.tasks.sinusoid import SinusoidTasks
+
+TASKS = ("sinusoid", "images")
+MODELS = ("mlp", "conv4_omniglot", "conv4_miniimagenet")
+ALGORITHMS = ("maml", "fomaml", "reptile")
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Every key a run reads, with defaults; experiment configs start from this."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.task = "sinusoid"  # 'sinusoid' (synthetic, on the device) or 'images'.
+  c.data = datasets.default_data_config()
+  c.model = ml_collections.ConfigDict(dict(
+      name="mlp", hidden=(40, 40), conv_impl="auto", filters=0))  # 0: the paper's.
+  c.bn_mode = "transductive"
+  # Meta-training episodes.
+  c.ways = 5
+  c.shots = 10
+  c.queries = 10
+  c.algorithm = "maml"
+  c.inner = ml_collections.ConfigDict(dict(
+      steps=1, lr=0.01, optimizer="sgd", first_order=False, remat=False,
+      adam_b1=0.0, adam_b2=0.999))
+  c.outer = ml_collections.ConfigDict(dict(
+      optimizer="adam", lr=1e-3, schedule="constant", b1=0.9, b2=0.999))
+  c.meta_batch = 25
+  c.num_steps = 70000
+  c.log_every = 500
+  c.checkpoint_every = 5000
+  c.keep_checkpoints = 2
+  # Periodic validation on meta-validation classes (images) or fresh tasks (sinusoid).
+  c.val = ml_collections.ConfigDict(dict(every=0, episodes=100, steps=0))
+  # Final evaluation: test split, whole accuracy-vs-steps curve in one pass.
+  c.eval = ml_collections.ConfigDict(dict(
+      split="test", episodes=600, steps=10, eval_steps=(), ways=0, shots=0,
+      queries=0, inner_lr=0.0, batch=100, seed=1))
+  return c
+
+
+def _check(cond: bool, key: str, msg: str):
+  if not cond:
+    raise ConfigError(f"config.{key}: {msg}")
+
+
+def validate(c: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError, naming the key, for values no run can use."""
+  _check(c.task in TASKS, "task", f"{c.task!r} is not one of {TASKS}")
+  _check(c.model.name in MODELS, "model.name", f"{c.model.name!r} not in {MODELS}")
+  _check(c.algorithm in ALGORITHMS, "algorithm", f"{c.algorithm!r} not in {ALGORITHMS}")
+  _check(c.bn_mode in BN_MODES, "bn_mode", f"{c.bn_mode!r} not in {BN_MODES}")
+  _check(c.inner.optimizer in INNER_OPTIMIZERS, "inner.optimizer",
+         f"{c.inner.optimizer!r} not in {INNER_OPTIMIZERS}")
+  _check(c.inner.steps >= 0, "inner.steps", f"{c.inner.steps} must be >= 0")
+  _check(c.algorithm != "reptile" or c.inner.steps >= 1,
+         "inner.steps", "reptile needs at least one inner step")
+  for key in ("ways", "shots", "queries", "meta_batch", "num_steps", "log_every",
+              "checkpoint_every"):
+    _check(c[key] >= 1, key, f"{c[key]} must be >= 1")
+  _check(c.outer.optimizer in ("adam", "sgd"), "outer.optimizer",
+         f"{c.outer.optimizer!r} not in ('adam', 'sgd')")
+  _check(c.outer.schedule in ("constant", "linear"), "outer.schedule",
+         f"{c.outer.schedule!r} not in ('constant', 'linear')")
+  _check(c.eval.episodes >= 1, "eval.episodes", "must be >= 1")
+  _check(c.eval.split in ("train", "val", "test"), "eval.split",
+         f"{c.eval.split!r} not in ('train', 'val', 'test')")
+  if c.task == "sinusoid":
+    _check(c.model.name == "mlp", "model.name", "sinusoid tasks need model.name='mlp'")
+  else:
+    _check(c.model.name != "mlp", "model.name", "image tasks need a conv4 model")
+  steps = eval_steps(c)
+  _check(list(steps) == sorted(set(steps)) and steps[0] >= 0, "eval.eval_steps",
+         f"{tuple(c.eval.eval_steps)} must be distinct increasing steps >= 0")
+
+
+def eval_steps(c: ml_collections.ConfigDict) -> tuple[int, ...]:
+  """The test-time inner steps at which evaluation scores the query set."""
+  steps = tuple(int(k) for k in c.eval.eval_steps)
+  return steps or tuple(range(c.eval.steps + 1))
+
+
+def build_learner(c: ml_collections.ConfigDict, ways: Optional[int] = None) -> Learner:
+  """The model, loss and batch-norm mode; ``ways`` overrides the head's width."""
+  ways = ways or c.ways
+  if c.model.name == "mlp":
+    return Learner(mlp.MLP(tuple(c.model.hidden)), "mse", c.bn_mode)
+  make = (conv4.omniglot_conv4 if c.model.name == "conv4_omniglot"
+          else conv4.miniimagenet_conv4)
+  kw = {"filters": c.model.filters} if c.model.filters else {}
+  return Learner(make(ways, conv_impl=c.model.conv_impl, **kw), "xent", c.bn_mode)
+
+
+def build_inner(c: ml_collections.ConfigDict, *, steps: Optional[int] = None,
+                lr: Optional[float] = None) -> InnerConfig:
+  return InnerConfig(
+      steps=c.inner.steps if steps is None else steps,
+      lr=c.inner.lr if not lr else lr, optimizer=c.inner.optimizer,
+      first_order=c.inner.first_order or c.algorithm == "fomaml",
+      remat=c.inner.remat, adam_b1=c.inner.adam_b1, adam_b2=c.inner.adam_b2)
+
+
+def build_outer_optimizer(c: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """The outer optimiser; 'linear' anneals the rate to 0 at num_steps (Reptile)."""
+  lr = c.outer.lr
+  if c.outer.schedule == "linear":
+    lr = optax.linear_schedule(c.outer.lr, 0.0, c.num_steps)
+  if c.outer.optimizer == "sgd":
+    return optax.sgd(lr)
+  return optax.adam(lr, b1=c.outer.b1, b2=c.outer.b2)
+
+
+def build_task_family(c: ml_collections.ConfigDict, *, ways=0, shots=0, queries=0):
+  """The task family for training (defaults) or evaluation (overrides if non-zero)."""
+  ways, shots, queries = ways or c.ways, shots or c.shots, queries or c.queries
+  if c.task == "sinusoid":
+    return SinusoidTasks(shots=shots, queries=queries)
+  return sampling.ImageTaskFamily(ways=ways, shots=shots, queries=queries)
+
+
+def eval_task_family(c: ml_collections.ConfigDict):
+  return build_task_family(c, ways=c.eval.ways, shots=c.eval.shots,
+                           queries=c.eval.queries)
+
+
+def load_data(c: ml_collections.ConfigDict, split: str, task_family=None) -> Any:
+  """The split's device-resident data (``None`` for synthetic tasks).
+
+  If ``task_family`` is given, checks now that the split can supply its episodes.
+  """
+  if c.task == "sinusoid":
+    return None
+  data = sampling.to_device(datasets.load_split(c.data, split))
+  if task_family is not None:
+    task_family.check(data)
+  return data
+
+
+def example_input(c: ml_collections.ConfigDict, task_family, data) -> jax.Array:
+  """A small input batch with the shape the model will see, for initialisation."""
+  episode = jax.eval_shape(lambda k: task_family.sample(k, data, 1), jax.random.key(0))
+  shape = episode.support_x.shape[1:]
+  return jnp.zeros(shape, jnp.float32)
+
+
+def config_summary(c: ml_collections.ConfigDict) -> dict:
+  """The settings every evaluation row and log line carries."""
+  return dict(algorithm=c.algorithm, k_train=c.inner.steps, inner_lr=c.inner.lr,
+              ways=c.ways, shots=c.shots, queries=c.queries, bn_mode=c.bn_mode,
+              model=c.model.name, task=c.task, meta_batch=c.meta_batch, seed=c.seed,
+              data=c.data.name if c.task == "images" else "sinusoid")
+
+

@@ -1,0 +1,71 @@
+"""One writer for training metrics: JSON lines and TensorBoard events, process 0 only.
+
+Rows are appended to ``<workdir>/metrics.jsonl``; a resumed run first drops the rows
+logged after the checkpoint it resumes from, so the file reads as one uninterrupted
+run.
+"""
+
+import json
+import os
+from typing import Optional
+
+import jax
+import numpy as np
+
+
+class MetricWriter:
+  """Writes ``{'step': s, **scalars}`` rows; a no-op on processes other than 0."""
+
+  def __init__(self, workdir: str, resume_step: Optional[int] = None,
+               tensorboard: bool = True):
+    self.active = jax.process_index() == 0
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self._tb = None
+    if not self.active:
+      return
+    if resume_step is not None and os.path.exists(self.path):
+      _truncate_after(self.path, resume_step)
+    if tensorboard:
+      try:
+        from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+        self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+      except ImportError:
+        self._tb = None
+
+  def write(self, step: int, scalars: dict) -> None:
+    if not self.active:
+      return
+    row = {"step": int(step)}
+    row.update({k: float(np.asarray(v)) for k, v in scalars.items()})
+    with open(self.path, "a") as f:
+      f.write(json.dumps(row) + "\n")
+    if self._tb is not None:
+      for k, v in row.items():
+        if k != "step":
+          self._tb.add_scalar(k, v, step)
+
+  def close(self) -> None:
+    if self._tb is not None:
+      self._tb.close()
+
+
+def _truncate_after(path: str, step: int) -> None:
+  """Keeps rows with ``step <= step``; drops a torn last line. Atomic replace."""
+  kept = []
+  with open(path) as f:
+    for line in f:
+      try:
+        row = json.loads(line)
+      except json.JSONDecodeError:
+        continue
+      if row.get("step", 0) <= step:
+        kept.append(line if line.endswith("\n") else line + "\n")
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.writelines(kept)
+  os.replace(tmp, path)
+
+
+def read_rows(path: str) -> list[dict]:
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]

@@ -1,0 +1,292 @@
+"""The one training loop: build, restore, step, validate, checkpoint, log; then evaluate.
+
+``train(config, workdir)`` resumes from the latest checkpoint in ``workdir`` and is
+exact: the meta-step folds the step number into the run's key, so a run killed and
+restarted ends with the same parameters, bit for bit, as one never interrupted.
+``evaluate(config, workdir)`` scores a checkpoint on meta-test episodes and writes one
+JSON row per (metric, inner step). Neither reads flags.
+"""
+
+import json
+import os
+import time
+from typing import Any, Optional
+
+from absl import logging
+import jax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from metalearn import builders
+from metalearn import checkpoints
+from metalearn import evaluation
+from metalearn import flops as flops_lib
+from metalearn import outer
+from metalearn.errors import CheckpointError
+from metalearn.errors import ConfigError
+from metalearn.errors import MetalearnError
+from metalearn.metrics_writer import MetricWriter
+
+# Keys that may change between a run and its resumption (length, logging, evaluation).
+RESUMABLE_KEYS = ("num_steps", "log_every", "checkpoint_every", "keep_checkpoints",
+                  "val", "eval", "data.path", "data.cache_dir", "data.num_workers",
+                  "data.download", "model.conv_impl", "inner.remat")
+
+
+class TrainingDiverged(MetalearnError):
+  """The meta-training loss became NaN or infinite."""
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Creates the workdir, refuses a config that does not match its checkpoints, and
+  writes ``config.json`` (only after every check has passed)."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise ConfigError(f"--workdir={workdir}: cannot create it ({e.strerror})") from e
+  if not os.access(workdir, os.W_OK | os.R_OK):
+    raise ConfigError(f"--workdir={workdir}: not readable and writable")
+  path = os.path.join(workdir, "config.json")
+  new = json.loads(config.to_json_best_effort())
+  has_ckpt = os.path.isdir(os.path.join(workdir, "checkpoints")) and any(
+      n.isdigit() for n in os.listdir(os.path.join(workdir, "checkpoints")))
+  if has_ckpt and os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    old_flat, new_flat = _flatten(old), _flatten(new)
+    changed = sorted(k for k in set(old_flat) | set(new_flat)
+                     if old_flat.get(k) != new_flat.get(k)
+                     and not any(k == r or k.startswith(r + ".") for r in RESUMABLE_KEYS))
+    if changed:
+      raise CheckpointError(
+          f"--workdir={workdir} holds checkpoints of another config (differs in "
+          f"{', '.join('config.' + k for k in changed[:5])}); use a new workdir")
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(new, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def task_sharding(meta_batch: int) -> Optional[tuple[NamedSharding, NamedSharding]]:
+  """(task-axis sharding, replicated sharding) over all devices, or None for one."""
+  n = jax.device_count()
+  if n == 1:
+    return None
+  if meta_batch % n:
+    raise ConfigError(f"config.meta_batch={meta_batch} is not divisible by the "
+                      f"{n} devices it is sharded over")
+  mesh = jax.make_mesh((n,), ("tasks",))
+  return NamedSharding(mesh, P("tasks")), NamedSharding(mesh, P())
+
+
+def init_state(config: ml_collections.ConfigDict, learner, task_family, data, optimizer
+               ) -> outer.MetaState:
+  init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
+  theta = learner.init(init_key, builders.example_input(config, task_family, data))
+  return outer.init_state(theta, optimizer)
+
+
+def _fmt_time(seconds: float) -> str:
+  seconds = int(seconds)
+  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> outer.MetaState:
+  """Meta-trains (resuming from ``workdir``) and returns the final state."""
+  builders.validate(config)
+  family = builders.build_task_family(config)
+  data = builders.load_data(config, "train", family)  # Fails before writing anything.
+  prepare_workdir(config, workdir)
+  logging.info("devices: %s", jax.devices())
+  logging.info("batch-norm mode: %s", config.bn_mode)
+  logging.info("config:\n%s", config)
+
+  learner = builders.build_learner(config)
+  optimizer = builders.build_outer_optimizer(config)
+  state = init_state(config, learner, family, data, optimizer)
+  mngr = checkpoints.manager(workdir, config.keep_checkpoints)
+  state, restored = checkpoints.restore_latest(mngr, state)
+  start = 0 if restored is None else int(state.step)
+  logging.info("%s at step %d", "resumed" if restored is not None else "starting", start)
+
+  shardings = task_sharding(config.meta_batch)
+  if shardings is not None:
+    state = jax.device_put(state, shardings[1])
+    data = jax.device_put(data, shardings[1])
+  step_fn = outer.make_meta_step(
+      learner=learner, algorithm=config.algorithm, inner=builders.build_inner(config),
+      optimizer=optimizer, task_family=family, meta_batch=config.meta_batch,
+      task_sharding=None if shardings is None else shardings[0])
+  train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+  val = _make_validation(config, learner) if config.val.every else None
+  writer = MetricWriter(workdir, resume_step=start)
+
+  t0, s0 = time.time(), start
+  for step in range(start, config.num_steps):
+    done = step + 1
+    log = done % config.log_every == 0 or done == config.num_steps
+    state, metrics = step_fn(state, data, train_key, jnp.bool_(log))
+    if step == start:
+      logging.info("first meta-step (compilation included) took %.1fs", time.time() - t0)
+      t0, s0 = time.time(), done
+    save = done % config.checkpoint_every == 0 or done == config.num_steps
+    if log or save:
+      _check_finite(state, mngr)
+    if log:
+      scalars = jax.device_get(metrics)
+      rate = (done - s0) / max(time.time() - t0, 1e-9)  # Since the last log line.
+      scalars["meta_steps_per_s"] = rate
+      writer.write(done, scalars)
+      eta = (config.num_steps - done) / rate if rate > 0 else float("nan")
+      logging.info("step %d/%d | %.2f steps/s | ETA %s | %s", done, config.num_steps,
+                   rate, _fmt_time(eta), " ".join(
+                       f"{k}={float(v):.4g}" for k, v in sorted(scalars.items())
+                       if k.startswith(("query", "support"))))
+    if val is not None and done % config.val.every == 0:
+      writer.write(done, val(state.theta, done))
+    if save:
+      checkpoints.save(mngr, done, state)
+    if log:
+      t0, s0 = time.time(), done  # Validation and saving are not meta-steps.
+  mngr.wait_until_finished()
+  mngr.close()
+  writer.close()
+  return state
+
+
+def _check_finite(state: outer.MetaState, mngr) -> None:
+  bad = int(state.first_nonfinite)
+  if bad >= 0:
+    mngr.wait_until_finished()
+    last = mngr.latest_step()
+    raise TrainingDiverged(
+        f"non-finite meta-training loss at step {bad + 1}; stopped, last good "
+        f"checkpoint {'(none)' if last is None else f'at step {last}'} kept in "
+        f"{mngr.directory}")
+
+
+def _make_validation(config, learner):
+  """``f(theta, step) -> scalars`` scoring meta-validation episodes."""
+  family = builders.eval_task_family(config)
+  data = builders.load_data(config, "val", family)
+  k = config.val.steps or config.eval.steps
+  inner = builders.build_inner(config, lr=config.eval.inner_lr)
+  key = jax.random.fold_in(jax.random.key(config.seed), 2)
+
+  def run(theta, step):
+    result = evaluation.evaluate(theta, learner=learner, inner=inner, task_family=family,
+                                 data=data, eval_steps=(0, k),
+                                 episodes=config.val.episodes,
+                                 batch=min(config.eval.batch, config.val.episodes),
+                                 key=jax.random.fold_in(key, step))
+    out = {}
+    for metric in result.values:
+      for i, kk in enumerate(result.eval_steps):
+        out[f"val/query_{metric}_k{kk}"] = result.mean(metric)[i]
+    return out
+
+  return run
+
+
+def restore_theta(config: ml_collections.ConfigDict, workdir: str,
+                  step: Optional[int] = None) -> tuple[Any, int]:
+  """The meta-parameters of checkpoint ``step`` (default latest) in ``workdir``."""
+  family = builders.build_task_family(config)
+  data = builders.load_data(config, "train") if config.task == "sinusoid" else None
+  if config.task != "sinusoid":
+    # Initialisation only needs shapes: build them from the episode spec, no data.
+    shape = (config.ways * config.shots,) + _image_shape(config)
+    template = outer.init_state(
+        builders.build_learner(config).init(jax.random.key(0), jnp.zeros(shape)),
+        builders.build_outer_optimizer(config))
+  else:
+    template = init_state(config, builders.build_learner(config), family, data,
+                          builders.build_outer_optimizer(config))
+  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    raise CheckpointError(f"--workdir={workdir}: no checkpoints/ directory to evaluate")
+  mngr = checkpoints.manager(workdir)
+  state, restored = checkpoints.restore_latest(mngr, template, step)
+  mngr.close()
+  if restored is None:
+    raise CheckpointError(f"--workdir={workdir}: no checkpoint to evaluate")
+  return state.theta, restored
+
+
+def _image_shape(config) -> tuple[int, int, int]:
+  if config.model.name == "conv4_miniimagenet":
+    return (84, 84, 3)
+  size = config.data.image_size or 28
+  return (size, size, 1)
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+             step: Optional[int] = None, theta: Any = None) -> list[dict]:
+  """Scores a checkpoint on ``config.eval.split`` and writes its rows.
+
+  Writes ``<workdir>/eval/rows_step<S>_seed<E>.jsonl`` (one row per metric and inner
+  step) and ``.npz`` of the per-episode values, both atomically.
+
+  Returns:
+    The rows.
+  """
+  builders.validate(config)
+  if config.eval.ways and config.eval.ways != config.ways:
+    raise ConfigError(f"config.eval.ways={config.eval.ways}: the classifier head has "
+                      f"config.ways={config.ways} outputs")
+  if theta is None:
+    theta, step = restore_theta(config, workdir, step)
+  family = builders.eval_task_family(config)
+  data = builders.load_data(config, config.eval.split, family)
+  learner = builders.build_learner(config)
+  inner = builders.build_inner(config, lr=config.eval.inner_lr)
+  steps = builders.eval_steps(config)
+  t0 = time.time()
+  result = evaluation.evaluate(
+      theta, learner=learner, inner=inner, task_family=family, data=data,
+      eval_steps=steps, episodes=config.eval.episodes, batch=config.eval.batch,
+      key=jax.random.key(config.eval.seed),
+      log_fn=lambda d, n: logging.info("evaluated %d/%d episodes", d, n))
+  episode = jax.eval_shape(lambda k: family.sample_one(k, data) if hasattr(
+      family, "sample_one") else jax.tree.map(lambda x: x[0], family.sample(k, data, 1)),
+                           jax.random.key(0))
+  adapt_flops = flops_lib.adaptation_flops(learner, inner, episode, list(steps))
+  settings = builders.config_summary(config)
+  settings.update(
+      eval_split=config.eval.split, eval_ways=config.eval.ways or config.ways,
+      eval_shots=config.eval.shots or config.shots,
+      eval_queries=config.eval.queries or config.queries,
+      eval_inner_lr=inner.lr, eval_seed=config.eval.seed,
+      checkpoint_step=None if step is None else int(step),
+      eval_seconds=round(time.time() - t0, 2))
+  rows = evaluation.rows(result, settings=settings, flops=adapt_flops)
+  out = os.path.join(workdir, "eval")
+  os.makedirs(out, exist_ok=True)
+  stem = os.path.join(out, f"rows_step{step}_seed{config.eval.seed}")
+  _atomic_write(stem + ".jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+  np.savez(stem + ".tmp.npz", eval_steps=np.asarray(result.eval_steps),
+           **{k: v for k, v in result.values.items()})
+  os.replace(stem + ".tmp.npz", stem + ".npz")
+  for r in rows:
+    if r["k"] in (0, result.eval_steps[-1]):
+      logging.info("%s k=%d: %.4f ± %.4f (%d episodes)", r["metric"], r["k"], r["mean"],
+                   r["ci95"], r["episodes"])
+  return rows
+
+
+def _atomic_write(path: str, text: str) -> None:
+  with open(path + ".tmp", "w") as f:
+    f.write(text)
+  os.replace(path + ".tmp", path)
