@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from metalearn import errors
-from metalearn.tasks import omniglot
+from metalearn.tasks import class_images, omniglot
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL_DIR = os.environ.get("METALEARN_OMNIGLOT_DIR",
@@ -340,3 +340,17 @@ def test_real_changed_source_rebuilds(real, tmp_path, monkeypatch):
   with pytest.raises(RuntimeError, match="decode called"):
     omniglot.load_characters(str(data), cache_dir=cache, download=False)
   assert calls
+
+
+def test_parallel_decoding_equals_serial_and_raises_data_error(tmp_path):
+  data = make_release(tmp_path / "data")
+  path = os.path.join(data, "images_background.zip")
+  with zipfile.ZipFile(path) as zf:
+    members = sorted(n for n in zf.namelist() if n.endswith(".png"))
+  jobs = [(path, members[i:i + 7], 28, "where") for i in range(0, len(members), 7)]
+  serial = class_images.parallel_map(omniglot._decode_chunk, jobs, 1)
+  parallel = class_images.parallel_map(omniglot._decode_chunk, jobs, 2)
+  np.testing.assert_array_equal(np.concatenate(serial), np.concatenate(parallel))
+  bad = jobs + [(path, ["images_background/missing.png"], 28, "where")]
+  with pytest.raises(errors.DataError, match="missing.png cannot be decoded"):
+    class_images.parallel_map(omniglot._decode_chunk, bad, 2)

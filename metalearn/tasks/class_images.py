@@ -227,27 +227,33 @@ def parallel_map(fn: Callable[[Any], Any], chunks: Iterable[Any],
                  num_workers: int) -> list[Any]:
   """``[fn(c) for c in chunks]``, in up to ``num_workers`` processes.
 
-  Workers are forked where the platform allows: ``spawn`` and ``forkserver`` re-import
-  the caller's main module, which fails for scripts without an
-  ``if __name__ == "__main__"`` guard. The workers run only NumPy / Pillow code, so
-  the locks of threads JAX may have started are not touched in the child. ``fn`` must
-  be a module-level function.
+  Workers are started with ``spawn``: forking a process in which JAX has started its
+  threads can deadlock. Like any ``spawn`` pool this re-imports the caller's main
+  module, so a script must guard its entry point with ``if __name__ == "__main__"``;
+  if the pool breaks, the work is redone serially with a warning. ``fn`` must be a
+  module-level function of an importable module.
   """
   chunks = list(chunks)
   if num_workers <= 1 or len(chunks) <= 1:
     return [fn(c) for c in chunks]
-  methods = multiprocessing.get_all_start_methods()
-  context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-  with concurrent.futures.ProcessPoolExecutor(
-      max_workers=min(num_workers, len(chunks)), mp_context=context) as pool:
-    return list(pool.map(fn, chunks))
+  context = multiprocessing.get_context("spawn")
+  try:
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=min(num_workers, len(chunks)), mp_context=context) as pool:
+      return list(pool.map(fn, chunks))
+  except concurrent.futures.process.BrokenProcessPool as e:
+    _log.warning("decoding processes failed (%s); decoding in this process. Guard the "
+                 "script's entry point with if __name__ == '__main__' or set "
+                 "config.data.num_workers=1", e)
+    return [fn(c) for c in chunks]
 
 
 def default_num_workers() -> int:
-  """Decoding processes to use: 1 on up to 2 CPUs, else one per CPU, at most 8.
+  """Decoding processes: 1 on machines with up to 2 CPUs, else one per CPU (max 8).
 
-  On a 2-CPU machine shared with other jobs, 2 decoding processes were slower than
-  one (Omniglot: 11.8 s vs 8.9 s), so parallel decoding starts at 3 CPUs.
+  Measured for Omniglot on 2 shared CPUs: 1 process 7.2-9.9 s; 2 forked processes
+  4.3 s when the machine was idle but 11.8 s when other jobs were running; 2 spawned
+  processes 10.5-13.2 s under load. Parallel decoding only pays with spare CPUs.
   """
   try:
     cpus = len(os.sched_getaffinity(0))

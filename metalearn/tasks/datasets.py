@@ -46,7 +46,7 @@ def default_data_config() -> ml_collections.ConfigDict:
       cache_dir: where decoded arrays are cached ('' : <path>/.cache if writable,
         else ~/.cache/metalearn).
       download: Omniglot: download missing zips (sha256-checked).
-      num_workers: decoding processes (0: 1 on <= 2 CPUs, else one per CPU).
+      num_workers: decoding processes (0: 1 on <= 2 CPUs, else one per CPU, max 8).
       tfds_name: TFDS dataset name for name='tfds'.
       tfds_splits: TFDS splits pooled before the class split.
       image_size: square image side (0: 28 Omniglot, 84 miniImageNet, native TFDS).

@@ -231,7 +231,7 @@ def _decode_chunk(job: tuple[str, list[str], int, str]) -> np.ndarray:
           with open(os.path.join(os.path.dirname(source), member), "rb") as f:
             data = f.read()
         out[i] = decode_png(data, image_size)
-      except (zipfile.BadZipFile, OSError, SyntaxError, ValueError) as e:
+      except (zipfile.BadZipFile, KeyError, OSError, SyntaxError, ValueError) as e:
         raise errors.DataError(
             f"{where}: {member} cannot be decoded as an image ({e})") from None
   finally:
@@ -280,7 +280,7 @@ def load_characters(data_dir: str, *, image_size: int = 28, cache_dir: str = "",
     cache_dir: where the decoded ``.npz`` lives; '' means ``<data_dir>/.cache`` if
       writable, else ``~/.cache/metalearn``.
     download: fetch missing zips from the original release (sha256 checked).
-    num_workers: decoding processes; 0 means one per available CPU (at most 8).
+    num_workers: decoding processes; 0 means ``class_images.default_num_workers()``.
 
   Returns:
     The characters in global character order.
