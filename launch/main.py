@@ -10,6 +10,7 @@ Re-running the same command resumes from the latest checkpoint in the workdir.
 
 import logging as std_logging
 import sys
+import time
 
 from absl import app
 from absl import flags
@@ -17,6 +18,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from metalearn import provenance
 from metalearn import train
 from metalearn.errors import MetalearnError
 
@@ -47,6 +49,7 @@ def main(argv):
     jax.distributed.initialize()
   logging.info("process %d/%d, local devices %s", jax.process_index(),
                jax.process_count(), jax.local_devices())
+  start = time.time()
   try:
     if _MODE.value in ("train", "train_and_evaluate"):
       state = train.train(_CONFIG.value, _WORKDIR.value)
@@ -58,6 +61,8 @@ def main(argv):
   except MetalearnError as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(2)
+  if jax.process_index() == 0:
+    provenance.record_run(_WORKDIR.value, time.time() - start, {"mode": _MODE.value})
 
 
 if __name__ == "__main__":

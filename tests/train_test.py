@@ -1,0 +1,123 @@
+"""End to end: train, checkpoint, SIGKILL, resume bit-exactly, evaluate; bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from experiments import sinusoid
+from metalearn import checkpoints
+from metalearn import train
+from metalearn.errors import CheckpointError
+from metalearn.errors import ConfigError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _config(num_steps=600):
+  c = sinusoid.get_config("smoke")
+  c.num_steps = num_steps
+  c.log_every = 50
+  c.checkpoint_every = 100
+  c.val.every = 0
+  c.meta_batch = 5
+  return c
+
+
+def _launch(workdir, *overrides):
+  cmd = [sys.executable, "-m", "launch.main", "--config=experiments/sinusoid.py:smoke",
+         f"--workdir={workdir}", "--config.meta_batch=5", "--config.val.every=0",
+         "--config.log_every=50", "--config.checkpoint_every=100", *overrides]
+  return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+
+
+def _theta(workdir, step):
+  c = _config()
+  theta, _ = train.restore_theta(c, workdir, step)
+  return jax.device_get(theta)
+
+
+def test_killed_run_resumes_to_bitwise_identical_parameters(tmp_path):
+  steps = 3000
+  ref = train.train(_config(steps), str(tmp_path / "ref"))
+
+  workdir = tmp_path / "killed"
+  proc = _launch(workdir, f"--config.num_steps={steps}", "--mode=train")
+  ckpts = workdir / "checkpoints"
+  deadline = time.time() + 120
+  while time.time() < deadline and proc.poll() is None:
+    if ckpts.is_dir() and any(p.name.isdigit() for p in ckpts.iterdir()):
+      break
+    time.sleep(0.02)
+  assert proc.poll() is None, "run finished before it could be killed"
+  os.kill(proc.pid, signal.SIGKILL)
+  proc.wait()
+  killed_at = max(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
+  assert killed_at < steps
+
+  proc = _launch(workdir, f"--config.num_steps={steps}")  # Resumes, then evaluates.
+  out, err = proc.communicate(timeout=300)
+  assert proc.returncode == 0, err[-2000:]
+  assert f"resumed at step {killed_at}" in err
+  resumed = _theta(str(workdir), steps)
+  for a, b in zip(jax.tree.leaves(jax.device_get(ref.theta)), jax.tree.leaves(resumed)):
+    assert np.array_equal(a, b)
+
+  rows = [json.loads(l) for l in open(workdir / "eval" / f"rows_step{steps}_seed1.jsonl")]
+  assert {r["k"] for r in rows} == {0, 1, 2, 5, 10}
+  assert all(r["episodes"] == 50 and r["ci95"] > 0 and r["adaptation_flops"] > 0
+             for r in rows)
+  logged = [json.loads(l)["step"] for l in open(workdir / "metrics.jsonl")]
+  assert logged == sorted(set(logged)), "resume must not duplicate metric rows"
+  run = json.load(open(workdir / "run.json"))
+  assert len(run["invocations"]) == 1  # The killed invocation never finished.
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_last_checkpoint(tmp_path):
+  c = _config(400)
+  c.inner.lr = 1e4
+  c.outer.lr = 10.0
+  with pytest.raises(train.TrainingDiverged, match=r"non-finite .* at step \d+"):
+    train.train(c, str(tmp_path))
+  mngr = checkpoints.manager(str(tmp_path))
+  last = mngr.latest_step()
+  if last is not None:
+    theta = _theta(str(tmp_path), last)
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(theta))
+
+
+def test_bad_inputs_fail_with_one_line_and_nothing_overwritten(tmp_path):
+  proc = _launch(tmp_path / "a", "--config.no_such_key=1")
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode != 0 and "no_such_key" in err
+
+  proc = _launch("/proc/forbidden/workdir")
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 2
+  assert err.strip().splitlines()[-1].startswith("error: --workdir=/proc/forbidden")
+
+  c = _config(100)
+  with pytest.raises(ConfigError, match="config.algorithm"):
+    c.algorithm = "mamll"
+    train.train(c, str(tmp_path / "b"))
+
+
+def test_incompatible_checkpoint_is_refused(tmp_path):
+  c = _config(100)
+  train.train(c, str(tmp_path))
+  before = open(tmp_path / "config.json").read()
+  other = _config(100)
+  other.model.hidden = (20, 20)
+  with pytest.raises(CheckpointError, match="config.model.hidden"):
+    train.train(other, str(tmp_path))
+  assert open(tmp_path / "config.json").read() == before
+  os.remove(tmp_path / "config.json")  # Without the config guard, orbax's check holds.
+  with pytest.raises(CheckpointError, match="does not match"):
+    train.train(other, str(tmp_path))
