@@ -33,6 +33,7 @@ def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.task = "sinusoid"  # 'sinusoid' (synthetic, on the device) or 'images'.
+  c.sinusoid_pool = 0  # > 0: meta-train on a fixed pool of this many sinusoid tasks.
   c.data = datasets.default_data_config()
   c.model = ml_collections.ConfigDict(dict(
       name="mlp", hidden=(40, 40), conv_impl="auto", filters=0))  # 0: the paper's.
@@ -132,17 +133,22 @@ def build_outer_optimizer(c: ml_collections.ConfigDict) -> optax.GradientTransfo
   return optax.adam(lr, b1=c.outer.b1, b2=c.outer.b2)
 
 
-def build_task_family(c: ml_collections.ConfigDict, *, ways=0, shots=0, queries=0):
-  """The task family for training (defaults) or evaluation (overrides if non-zero)."""
+def build_task_family(c: ml_collections.ConfigDict, *, ways=0, shots=0, queries=0,
+                      pool=None):
+  """The task family for training (defaults) or evaluation (overrides if non-zero).
+
+  Evaluation always draws fresh sinusoid tasks (``pool=0``), never the training pool.
+  """
+  pool = c.sinusoid_pool if pool is None else pool
   ways, shots, queries = ways or c.ways, shots or c.shots, queries or c.queries
   if c.task == "sinusoid":
-    return SinusoidTasks(shots=shots, queries=queries)
+    return SinusoidTasks(shots=shots, queries=queries, pool_size=pool)
   return sampling.ImageTaskFamily(ways=ways, shots=shots, queries=queries)
 
 
 def eval_task_family(c: ml_collections.ConfigDict):
   return build_task_family(c, ways=c.eval.ways, shots=c.eval.shots,
-                           queries=c.eval.queries)
+                           queries=c.eval.queries, pool=0)
 
 
 def load_data(c: ml_collections.ConfigDict, split: str, task_family=None) -> Any:

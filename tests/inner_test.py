@@ -47,3 +47,18 @@ def test_zero_steps_returns_theta():
   adapted, losses = inner_lib.adapt(THETA, SUPPORT, cfg=inner_lib.InnerConfig(steps=0))
   assert losses.shape == (0,)
   jax.tree.map(np.testing.assert_array_equal, adapted, THETA)
+
+
+def _task_ids(eps):
+  """(A, B) with y = A·sin x + B·cos x (= a·sin(x − φ)), solved from two points."""
+  x, y = np.asarray(eps.support_x[..., 0], np.float64), np.asarray(eps.support_y[..., 0])
+  m = np.stack([np.sin(x[:, :2]), np.cos(x[:, :2])], -1)  # [T, 2, 2]
+  ab = np.linalg.solve(m, y[:, :2])
+  return set(map(tuple, np.round(ab, 2).tolist()))
+
+
+def test_sinusoid_pool_restricts_training_tasks():
+  pooled = SinusoidTasks(shots=3, queries=3, pool_size=4).sample(jax.random.key(0), None, 64)
+  assert len(_task_ids(pooled)) == 4
+  free = SinusoidTasks(shots=3, queries=3).sample(jax.random.key(0), None, 64)
+  assert len(_task_ids(free)) == 64

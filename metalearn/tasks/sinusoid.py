@@ -2,6 +2,10 @@
 
 A task is ``y = a·sin(x − φ)`` with amplitude ``a ~ U[0.1, 5]``, phase ``φ ~ U[0, π]``
 and inputs ``x ~ U[-5, 5]``; support and query points are drawn independently.
+
+``pool_size > 0`` restricts meta-training to a finite set of tasks (fixed by
+``pool_seed``), the regression analogue of the number of meta-training classes: the
+"data for meta-training" axis of the scaling experiments. Inputs are still fresh.
 """
 
 import dataclasses
@@ -22,6 +26,8 @@ class SinusoidTasks:
   amplitude: tuple[float, float] = (0.1, 5.0)
   phase: tuple[float, float] = (0.0, math.pi)
   x_range: tuple[float, float] = (-5.0, 5.0)
+  pool_size: int = 0
+  pool_seed: int = 12345
 
   def sample(self, key: jax.Array, data=None, num_tasks: int = 1) -> Episode:
     """Samples ``num_tasks`` episodes; ``data`` is unused (no dataset to read).
@@ -31,10 +37,20 @@ class SinusoidTasks:
     """
     del data
     k_amp, k_phase, k_x = jax.random.split(key, 3)
-    amp_T1 = jax.random.uniform(k_amp, (num_tasks, 1, 1), minval=self.amplitude[0],
+    if self.pool_size:
+      # Draw the pool from its own seed, then pick tasks from it by index.
+      k_amp, k_phase = jax.random.split(jax.random.key(self.pool_seed))
+      picked = jax.random.randint(jax.random.fold_in(key, 1), (num_tasks,), 0,
+                                  self.pool_size)
+      shape = (self.pool_size, 1, 1)
+    else:
+      shape = (num_tasks, 1, 1)
+    amp_T1 = jax.random.uniform(k_amp, shape, minval=self.amplitude[0],
                                 maxval=self.amplitude[1])
-    phase_T1 = jax.random.uniform(k_phase, (num_tasks, 1, 1), minval=self.phase[0],
+    phase_T1 = jax.random.uniform(k_phase, shape, minval=self.phase[0],
                                   maxval=self.phase[1])
+    if self.pool_size:
+      amp_T1, phase_T1 = amp_T1[picked], phase_T1[picked]
     n = self.shots + self.queries
     x_TxNx1 = jax.random.uniform(k_x, (num_tasks, n, 1), minval=self.x_range[0],
                                  maxval=self.x_range[1])
