@@ -53,7 +53,7 @@ def _task_ids(eps):
   """(A, B) with y = A·sin x + B·cos x (= a·sin(x − φ)), solved from two points."""
   x, y = np.asarray(eps.support_x[..., 0], np.float64), np.asarray(eps.support_y[..., 0])
   m = np.stack([np.sin(x[:, :2]), np.cos(x[:, :2])], -1)  # [T, 2, 2]
-  ab = np.linalg.solve(m, y[:, :2])
+  ab = np.linalg.solve(m, y[:, :2, None])[..., 0]
   return set(map(tuple, np.round(ab, 2).tolist()))
 
 
