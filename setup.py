@@ -6,7 +6,8 @@ setuptools.setup(
     name="metalearn",
     version="0.1.0",
     description="JIT-compiled MAML / FOMAML / Reptile and compute-scaling experiments in JAX.",
-    packages=setuptools.find_packages(include=["metalearn", "metalearn.*", "launch", "experiments", "benchmarks"]),
+    packages=setuptools.find_packages(
+        include=["metalearn", "metalearn.*", "launch", "experiments", "benchmarks"]),
     python_requires=">=3.10",
     install_requires=[
         "jax>=0.4.30",

@@ -1,7 +1,6 @@
 """Inner-loop adaptation: per-step losses and the one-pass evaluation curve."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from metalearn import inner as inner_lib

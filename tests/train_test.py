@@ -16,6 +16,7 @@ from metalearn import checkpoints
 from metalearn import train
 from metalearn.errors import CheckpointError
 from metalearn.errors import ConfigError
+from metalearn.errors import DataError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -121,3 +122,36 @@ def test_incompatible_checkpoint_is_refused(tmp_path):
   os.remove(tmp_path / "config.json")  # Without the config guard, orbax's check holds.
   with pytest.raises(CheckpointError, match="does not match"):
     train.train(other, str(tmp_path))
+
+
+OMNIGLOT = os.environ.get("METALEARN_OMNIGLOT_DIR",
+                          os.path.join(REPO, "..", "shared", "data", "omniglot"))
+
+
+@pytest.mark.skipif(not os.path.isdir(OMNIGLOT),
+                    reason=f"Omniglot not found at {OMNIGLOT} (set METALEARN_OMNIGLOT_DIR)")
+def test_omniglot_smoke_command_from_the_readme(tmp_path):
+  cmd = [sys.executable, "-m", "launch.main", "--config=experiments/omniglot.py:smoke",
+         f"--config.data.path={OMNIGLOT}", f"--workdir={tmp_path}"]
+  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
+                        env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "batch-norm mode: transductive" in proc.stderr
+  rows = [json.loads(l) for l in open(tmp_path / "eval" / "rows_step20_seed1.jsonl")]
+  acc = [r for r in rows if r["metric"] == "accuracy"]
+  assert [r["k"] for r in acc] == [0, 1, 2, 3]
+  assert all(r["eval_split"] == "test" and r["eval_queries"] == 15 and r["ways"] == 5
+             for r in acc)
+  val = [json.loads(l) for l in open(tmp_path / "metrics.jsonl") if "val/" in l]
+  assert val, "periodic validation on meta-validation classes did not run"
+
+
+@pytest.mark.skipif(not os.path.isdir(OMNIGLOT), reason=f"Omniglot not found at {OMNIGLOT}")
+def test_episode_shape_the_split_cannot_supply_is_refused(tmp_path):
+  from experiments import omniglot  # pylint: disable=g-import-not-at-top
+  c = omniglot.get_config("smoke")
+  c.data.path = OMNIGLOT
+  c.shots, c.queries = 15, 10  # 25 > 20 drawings per character.
+  with pytest.raises(DataError, match="shots"):
+    train.train(c, str(tmp_path / "w"))
+  assert not os.path.exists(tmp_path / "w" / "config.json")
