@@ -88,7 +88,7 @@ def task_sharding(meta_batch: int) -> Optional[tuple[NamedSharding, NamedShardin
   if meta_batch % n:
     raise ConfigError(f"config.meta_batch={meta_batch} is not divisible by the "
                       f"{n} devices it is sharded over")
-  mesh = jax.make_mesh((n,), ("tasks",))
+  mesh = jax.make_mesh((n,), ("tasks",), axis_types=(jax.sharding.AxisType.Auto,))
   return NamedSharding(mesh, P("tasks")), NamedSharding(mesh, P())
 
 
