@@ -106,16 +106,21 @@ def run(s: Settings) -> dict[str, Any]:
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("K", 10, "Inner steps; the curve has K + 1 points.")
-flags.DEFINE_integer("batch", 32, "Episodes per compiled call.")
-flags.DEFINE_integer("ways", 5, "Classes per episode.")
-flags.DEFINE_integer("shots", 1, "Support examples per class.")
-flags.DEFINE_integer("queries", 15, "Query examples per class.")
-flags.DEFINE_enum("model", "omniglot", list(meta_step.MODELS), "Conv net variant.")
-flags.DEFINE_string("conv_impl", "auto", "Convolution formulation.")
-flags.DEFINE_integer("steps", 10, "Timed batches (median reported).")
-flags.DEFINE_bool("count_flops", True, "Count flops (compiles one more program).")
-flags.DEFINE_string("out", "", "Also append the JSON line to this file.")
+
+
+def define_flags() -> None:
+  """Defines the command-line flags (only when run as a program: importing this
+  module defines none, so other benchmarks can import it)."""
+  flags.DEFINE_integer("K", 10, "Inner steps; the curve has K + 1 points.")
+  flags.DEFINE_integer("batch", 32, "Episodes per compiled call.")
+  flags.DEFINE_integer("ways", 5, "Classes per episode.")
+  flags.DEFINE_integer("shots", 1, "Support examples per class.")
+  flags.DEFINE_integer("queries", 15, "Query examples per class.")
+  flags.DEFINE_enum("model", "omniglot", list(meta_step.MODELS), "Conv net variant.")
+  flags.DEFINE_string("conv_impl", "auto", "Convolution formulation.")
+  flags.DEFINE_integer("steps", 10, "Timed batches (median reported).")
+  flags.DEFINE_bool("count_flops", True, "Count flops (compiles one more program).")
+  flags.DEFINE_string("out", "", "Also append the JSON line to this file.")
 
 
 def main(argv):
@@ -130,4 +135,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -116,7 +116,8 @@ def _map_meta_step(*, learner, algorithm, inner, optimizer, task_family, meta_ba
     theta = optax.apply_updates(state.theta, updates)
     metrics = jax.tree.map(lambda m: m.mean(0), aux_T)
     metrics.update(outer.pre_adaptation_metrics(learner, state.theta, episodes, log))
-    return outer.MetaState(step=state.step + 1, theta=theta, opt_state=opt_state), metrics
+    # replace(), not the constructor: fields outer.MetaState may gain stay as they are.
+    return state.replace(step=state.step + 1, theta=theta, opt_state=opt_state), metrics
 
   return jax.jit(step, donate_argnums=0)
 
@@ -305,27 +306,32 @@ def compare(variants: list[Settings], rounds: int) -> list[dict[str, Any]]:
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("algorithm", "maml", ["maml", "fomaml", "reptile"], "Algorithm.")
-flags.DEFINE_bool("first_order", False, "InnerConfig.first_order (stop inner grads).")
-flags.DEFINE_bool("remat", False, "Rematerialise each inner step.")
-flags.DEFINE_integer("K", 1, "Inner steps.")
-flags.DEFINE_float("inner_lr", 0.4, "Inner SGD learning rate.")
-flags.DEFINE_integer("ways", 5, "Classes per episode.")
-flags.DEFINE_integer("shots", 1, "Support examples per class.")
-flags.DEFINE_integer("queries", 15, "Query examples per class.")
-flags.DEFINE_integer("meta_batch", 32, "Tasks per meta-step.")
-flags.DEFINE_enum("model", "omniglot", list(MODELS), "Conv net variant.")
-flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Params and inputs.")
-flags.DEFINE_string("conv_impl", "auto", "Convolution formulation (layers.CONV_IMPLS).")
-flags.DEFINE_enum("task_map", "vmap", ["vmap", "map"], "How tasks are batched.")
-flags.DEFINE_integer("map_batch", 1, "Tasks vmapped per lax.map trip.")
-flags.DEFINE_integer("steps", 10, "Timed meta-steps (median reported).")
-flags.DEFINE_integer("warmup", 2, "Untimed meta-steps after compilation.")
-flags.DEFINE_bool("count_flops", True, "Count flops (compiles 1-2 more programs).")
-flags.DEFINE_string("compare", "", "FIELD=V1,V2,...: time these values of one setting "
-                    "interleaved in this process, e.g. conv_impl=im2col,patches.")
-flags.DEFINE_string("out", "", "Also append the JSON line to this file.")
-flags.DEFINE_string("profile_dir", "", "Trace 3 steps there; print the costliest ops.")
+
+
+def define_flags() -> None:
+  """Defines the command-line flags (only when run as a program: importing this
+  module defines none, so other benchmarks can import it)."""
+  flags.DEFINE_enum("algorithm", "maml", ["maml", "fomaml", "reptile"], "Algorithm.")
+  flags.DEFINE_bool("first_order", False, "InnerConfig.first_order (stop inner grads).")
+  flags.DEFINE_bool("remat", False, "Rematerialise each inner step.")
+  flags.DEFINE_integer("K", 1, "Inner steps.")
+  flags.DEFINE_float("inner_lr", 0.4, "Inner SGD learning rate.")
+  flags.DEFINE_integer("ways", 5, "Classes per episode.")
+  flags.DEFINE_integer("shots", 1, "Support examples per class.")
+  flags.DEFINE_integer("queries", 15, "Query examples per class.")
+  flags.DEFINE_integer("meta_batch", 32, "Tasks per meta-step.")
+  flags.DEFINE_enum("model", "omniglot", list(MODELS), "Conv net variant.")
+  flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Params and inputs.")
+  flags.DEFINE_string("conv_impl", "auto", "Convolution formulation (layers.CONV_IMPLS).")
+  flags.DEFINE_enum("task_map", "vmap", ["vmap", "map"], "How tasks are batched.")
+  flags.DEFINE_integer("map_batch", 1, "Tasks vmapped per lax.map trip.")
+  flags.DEFINE_integer("steps", 10, "Timed meta-steps (median reported).")
+  flags.DEFINE_integer("warmup", 2, "Untimed meta-steps after compilation.")
+  flags.DEFINE_bool("count_flops", True, "Count flops (compiles 1-2 more programs).")
+  flags.DEFINE_string("compare", "", "FIELD=V1,V2,...: time these values of one setting "
+                      "interleaved in this process, e.g. conv_impl=im2col,patches.")
+  flags.DEFINE_string("out", "", "Also append the JSON line to this file.")
+  flags.DEFINE_string("profile_dir", "", "Trace 3 steps there; print the costliest ops.")
 
 
 def main(argv):
@@ -349,4 +355,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
