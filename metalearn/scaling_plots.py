@@ -1,0 +1,182 @@
+"""Plots of a compute-scaling sweep, drawn only from its rows and fits.
+
+``plot_all`` writes ``test_time.png`` (error and loss against adaptation FLOPs with
+95% CIs, every model's fit, the bootstrap band and the held-out region), ``iso_flop.png``
+(the same FLOPs spent on inner steps, shots, K_train or meta-training tasks) and
+``axes.png`` (the k-curve of every trained setting, one panel per axis).
+"""
+
+import os
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib import pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from metalearn import scaling  # noqa: E402
+
+COLORS = {"power_law_floor": "C0", "power_law": "C2", "sigmoid_log": "C3", "m4": "C4"}
+LABELS = {"error": "error (1 − accuracy)", "loss": "query loss"}
+
+
+def _label(metric: str) -> str:
+  return LABELS.get(metric, metric)
+
+
+def _test_time_panel(ax, tt: dict, metric: str) -> None:
+  k = np.array(tt["k"])
+  c = np.array(tt["adaptation_flops"])
+  y, ci = np.array(tt["mean"]), np.array(tt["ci95"])
+  fitted = np.isin(k, tt["fit_k"])
+  ax.errorbar(c[fitted], y[fitted], ci[fitted], fmt="o", color="k", ms=4, capsize=2,
+              label="measured (95% CI)", zorder=5)
+  if (~fitted).any():
+    ax.errorbar(c[~fitted], y[~fitted], ci[~fitted], fmt="o", mfc="white", color="k",
+                ms=4, capsize=2, label="not fitted (k=0)", zorder=5)
+  for kk, cc, yy in zip(k, c, y):
+    ax.annotate(f"k={kk}", (cc, yy), textcoords="offset points", xytext=(3, 4),
+                fontsize=6)
+  grid = np.geomspace(c.min(), c.max(), 200)
+  for f in tt["compare"]:
+    if not f["success"]:
+      continue
+    m = f["model"]
+    d = f["delta_ic"]
+    ax.plot(grid, scaling.predict(m, grid, f["params"]), color=COLORS[m], lw=1.2,
+            label=f"{m} (ΔAIC {d:.1f})")
+    b = tt["bootstrap"].get(m, {})
+    if "curve_low" in b and b["curve_low"] and b["curve_low"][0] is not None:
+      ax.fill_between(b["compute_grid"], b["curve_low"], b["curve_high"],
+                      color=COLORS[m], alpha=0.12, lw=0)
+  split = None
+  for m, e in tt["extrapolation"].items():
+    if "fit" not in e or m not in ("power_law_floor", "sigmoid_log"):
+      continue
+    split = e["c_split"]
+    xs = np.geomspace(split, c.max(), 50)
+    ax.plot(xs, scaling.predict(m, xs, e["fit"]["params"]), color=COLORS[m], ls="--",
+            lw=1.2, label=f"{m} fitted below split (RMSE {e['rmse']:.3g})")
+  if split is not None:
+    ax.axvspan(split, c.max() * 1.2, color="0.85", alpha=0.5, lw=0,
+               label="held out (extrapolation)")
+  ax.set_xscale("log")
+  ax.set_yscale("log")
+  ax.set_xlabel("adaptation FLOPs per episode (test-time inner steps k)")
+  ax.set_ylabel(_label(metric))
+  ax.legend(fontsize=6, loc="best")
+  ax.grid(alpha=0.3, which="both")
+
+
+def _group_curves(rows: Sequence[dict], metric: str) -> dict:
+  """group -> (k, flops, mean, ci) pooled over seeds (mean of means)."""
+  out: dict = {}
+  for r in rows:
+    if r["metric"] == metric:
+      out.setdefault(r["group"], {}).setdefault(r["k"], []).append(r)
+  curves = {}
+  for g, by_k in out.items():
+    ks = sorted(by_k)
+    mean = [np.mean([r["mean"] for r in by_k[k]]) for k in ks]
+    ci = [np.mean([r["ci95"] for r in by_k[k]]) / np.sqrt(len(by_k[k])) for k in ks]
+    curves[g] = (np.array(ks), np.array([by_k[k][0]["adaptation_flops"] for k in ks]),
+                 np.array(mean), np.array(ci), by_k[ks[0]][0])
+  return curves
+
+
+def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
+  res = fits[metric]
+  tt = res["test_time"]
+  ax_t.errorbar(tt["adaptation_flops"], tt["mean"], tt["ci95"], fmt="-o", ms=3,
+                color="k", capsize=2, label="inner steps k (base model)")
+  shots = [g for g in fits["groups"] if g["axis"] in ("base", "shots")]
+  shots.sort(key=lambda g: g["shots"])
+  s = res["summary"]
+  if len(shots) > 1:
+    ax_t.errorbar([s[g["group"]]["adaptation_flops"] for g in shots],
+                  [s[g["group"]]["mean"] for g in shots],
+                  [s[g["group"]]["ci95"] for g in shots], fmt="-s", ms=4, color="C1",
+                  capsize=2, label=f"shots per class (k={res['iso_flop']['base_k']})")
+    for g in shots:
+      ax_t.annotate(f"{g['shots']} shots", (s[g["group"]]["adaptation_flops"],
+                                            s[g["group"]]["mean"]),
+                    textcoords="offset points", xytext=(3, -9), fontsize=6, color="C1")
+  tasks = [t for t in res["tasks"]]
+  if len(tasks) > 1:
+    ax_t.errorbar([s[t["group"]]["adaptation_flops"] for t in tasks],
+                  [t["mean"] for t in tasks], [t["ci95"] for t in tasks], fmt="^",
+                  ms=4, color="C2", capsize=2, label="meta-training tasks (same FLOPs)")
+  ax_t.set_xscale("log")
+  ax_t.set_xlabel("adaptation FLOPs per episode")
+  ax_t.set_ylabel(_label(metric))
+  ax_t.set_title("test-time compute vs data per task", fontsize=9)
+  ax_t.legend(fontsize=6)
+  ax_t.grid(alpha=0.3, which="both")
+  for axis, fmt, color in (("k_train", "-o", "k"), ("shots", "-s", "C1")):
+    e = res["meta_training"][axis]
+    if len(e["values"]) > 1:
+      ax_m.errorbar(e["meta_training_flops"], e["mean"], e["ci95"], fmt=fmt, ms=4,
+                    color=color, capsize=2, label=f"{axis} (at k = K_train)")
+      for v, x, y in zip(e["values"], e["meta_training_flops"], e["mean"]):
+        ax_m.annotate(f"{axis}={v}", (x, y), textcoords="offset points",
+                      xytext=(3, 4), fontsize=6, color=color)
+  if len(tasks) > 1:
+    ax_m.errorbar([t["meta_training_flops"] for t in tasks], [t["mean"] for t in tasks],
+                  [t["ci95"] for t in tasks], fmt="^", ms=4, color="C2", capsize=2,
+                  label="meta-training tasks (0 = all/∞)")
+    for t in tasks:
+      ax_m.annotate(f"tasks={t['tasks']:g}", (t["meta_training_flops"], t["mean"]),
+                    textcoords="offset points", xytext=(-40, 0), fontsize=6, color="C2")
+  ax_m.set_xscale("log")
+  ax_m.set_xlabel("meta-training FLOPs")
+  ax_m.set_ylabel(_label(metric))
+  ax_m.set_title("meta-training compute vs data", fontsize=9)
+  ax_m.legend(fontsize=6)
+  ax_m.grid(alpha=0.3, which="both")
+
+
+def plot_all(rows: Sequence[dict], fits: dict, out_dir: str) -> list[str]:
+  """Writes the plots into ``out_dir`` and returns their file names."""
+  metrics = fits["metrics"]
+  names = []
+  fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 4.8),
+                           squeeze=False)
+  for ax, metric in zip(axes[0], metrics):
+    _test_time_panel(ax, fits[metric]["test_time"], metric)
+  fig.suptitle("Test-time compute: base model adapted for k inner steps", fontsize=10)
+  fig.tight_layout()
+  fig.savefig(os.path.join(out_dir, "test_time.png"), dpi=110)
+  plt.close(fig)
+  names.append("test_time.png")
+
+  fig, axes = plt.subplots(len(metrics), 2, figsize=(12, 4.5 * len(metrics)),
+                           squeeze=False)
+  for row, metric in zip(axes, metrics):
+    _iso_panels(row[0], row[1], rows, fits, metric)
+  fig.tight_layout()
+  fig.savefig(os.path.join(out_dir, "iso_flop.png"), dpi=110)
+  plt.close(fig)
+  names.append("iso_flop.png")
+
+  metric = metrics[0]
+  curves = _group_curves(rows, metric)
+  fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), squeeze=False)
+  for ax, axis in zip(axes[0], ("k_train", "shots", "tasks")):
+    groups = [g for g in fits["groups"] if g["axis"] in ("base", axis)]
+    for i, g in enumerate(sorted(groups, key=lambda g: g[axis] or np.inf)):
+      ks, fl, mean, ci, _ = curves[g["group"]]
+      ax.errorbar(fl, mean, ci, fmt="-o", ms=2.5, capsize=1.5, color=f"C{i}",
+                  label=f"{axis}={g[axis]:g}" + (" (base)" if g["axis"] == "base" else ""))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("adaptation FLOPs per episode (k = 0 … max)")
+    ax.set_ylabel(_label(metric))
+    ax.set_title(f"k-curves along the {axis} axis", fontsize=9)
+    ax.legend(fontsize=6)
+    ax.grid(alpha=0.3, which="both")
+  fig.tight_layout()
+  fig.savefig(os.path.join(out_dir, "axes.png"), dpi=110)
+  plt.close(fig)
+  names.append("axes.png")
+  return names

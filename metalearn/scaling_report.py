@@ -1,0 +1,330 @@
+"""The compute-scaling report: rows, fits, plots and a markdown summary in a workdir.
+
+``write_outputs`` reads the finished points of a sweep (``sweep.collect``), fits them
+(``scaling_analysis.analyse``) and writes ``rows.csv``, ``rows.json``,
+``per_episode.npz``, ``fits.json``, ``plots/*.png`` and ``report.md``. ``markdown``
+turns the fits into statements of what the data support and what they do not, with
+the thresholds stated: |ΔAIC| < 2 is "indistinguishable", 2-10 "favoured", > 10
+"strongly favoured" (Burnham & Anderson); held-out RMSE ratios above 1.25 are called
+"worse".
+"""
+
+import csv
+import datetime
+import json
+import math
+import os
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from metalearn import scaling_analysis
+from metalearn import scaling_plots
+from metalearn import sweep
+
+NAMES = {"power_law_floor": "power law with floor E + A·C^-α",
+         "power_law": "pure power law A·C^-α",
+         "sigmoid_log": "sigmoid in log C", "m4": "M4"}
+METRIC_NAMES = {"error": "error (1 − accuracy)", "loss": "query loss",
+                "mse": "query MSE"}
+WORSE_RATIO = 1.25
+
+
+def _f(x: Optional[float], digits: int = 3) -> str:
+  if x is None or (isinstance(x, float) and not math.isfinite(x)):
+    return "–"
+  return f"{x:.{digits}g}"
+
+
+def _pm(mean: Optional[float], ci: Optional[float]) -> str:
+  return f"{_f(mean, 4)} ± {_f(ci, 2)}"
+
+
+def _by_model(fits: dict) -> dict[str, dict]:
+  return {f["model"]: f for f in fits["compare"]}
+
+
+def aic_statement(fits: dict, a: str = "power_law_floor", b: str = "sigmoid_log") -> str:
+  """What AIC says about models ``a`` and ``b`` on one curve."""
+  m = _by_model(fits)
+  if a not in m or b not in m or not (m[a]["success"] and m[b]["success"]):
+    return f"{NAMES[a]} and {NAMES[b]} could not both be fitted on these points."
+  d = m[a]["aic"] - m[b]["aic"]
+  n = m[a]["n"]
+  if abs(d) < 2:
+    return (f"{NAMES[a]} and {NAMES[b]} are indistinguishable on this range "
+            f"(ΔAIC = {d:+.2f}, {n} points).")
+  better, worse = (a, b) if d < 0 else (b, a)
+  strength = "strongly favour" if abs(d) > 10 else "favour"
+  return (f"the data {strength} the {NAMES[better]} over the {NAMES[worse]} "
+          f"(ΔAIC = {abs(d):.1f}, {n} points).")
+
+
+def extrapolation_statements(fits: dict) -> list[str]:
+  """Ranks models by held-out RMSE; says which extrapolate worse than the best."""
+  ex = {m: e for m, e in fits["extrapolation"].items() if "rmse" in e}
+  if not ex:
+    return ["no model has few enough parameters to be fitted on the lower-compute "
+            "part alone; extrapolation is untested."]
+  ranked = sorted(ex, key=lambda m: ex[m]["rmse"])
+  best = ranked[0]
+  e0 = ex[best]
+  out = [f"fitted on the {e0['n_train']} lowest-compute points (C ≤ {_f(e0['c_split'])}"
+         f" FLOPs) and asked to predict the {e0['n_holdout']} above, the "
+         f"{NAMES[best]} extrapolates best (held-out RMSE {_f(e0['rmse'])}, bias "
+         f"{_f(e0['bias'])})."]
+  for m in ranked[1:]:
+    ratio = ex[m]["rmse"] / max(e0["rmse"], 1e-300)
+    verdict = (f"`{m}` extrapolates worse than `{best}`" if ratio > WORSE_RATIO
+               else f"`{m}` extrapolates about as well as `{best}`")
+    out.append(f"{verdict} (held-out RMSE {_f(ex[m]['rmse'])} vs {_f(e0['rmse'])}, "
+               f"×{ratio:.1f}; bias {_f(ex[m]['bias'])}).")
+  skipped = [m for m, e in fits["extrapolation"].items() if "skipped" in e]
+  if skipped:
+    out.append(f"not tested (too many parameters for the training part): "
+               f"{', '.join(skipped)}.")
+  return out
+
+
+def ci_statements(fits: dict) -> list[str]:
+  """Bootstrap intervals of the parameters that carry the scaling claims."""
+  out = []
+  b = fits.get("bootstrap", {})
+  plf = b.get("power_law_floor", {})
+  if "param_ci" in plf:
+    e_lo, e_hi = plf["param_ci"]["E"]
+    a_lo, a_hi = plf["param_ci"]["alpha"]
+    est = plf["estimate"]["params"]
+    out.append(f"power law with floor: α = {_f(est['alpha'])} (95% CI "
+               f"[{_f(a_lo)}, {_f(a_hi)}]), floor E = {_f(est['E'])} "
+               f"([{_f(e_lo)}, {_f(e_hi)}]), from {plf['n_boot']} bootstrap "
+               f"replicates ({plf['success_fraction']:.0%} converged).")
+    if e_lo is not None and e_lo <= 1e-6:
+      out.append("the floor E is not distinguishable from 0: the data do not "
+                 "establish an irreducible error.")
+    elif a_lo is not None and a_hi is not None and a_hi > 3 * max(a_lo, 1e-12):
+      out.append("the exponent α is poorly determined (its CI spans more than a "
+                 "factor of 3).")
+  sig = b.get("sigmoid_log", {})
+  if "param_ci" in sig:
+    est = sig["estimate"]["params"]
+    lo, hi = sig["param_ci"]["E"]
+    out.append(f"sigmoid in log C: floor E = {_f(est['E'])} ([{_f(lo)}, {_f(hi)}]), "
+               f"upper plateau U = {_f(est['U'])}, slope s = {_f(est['s'])} per e-fold.")
+  return out
+
+
+def _fit_table(fits: dict) -> list[str]:
+  lines = ["| model | parameters | AIC | ΔAIC | ΔAICc | BIC | Akaike weight |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
+  for f in fits["compare"]:
+    params = ", ".join(f"{k}={_f(v)}" for k, v in f["params"].items())
+    lines.append(f"| {f['model']} | {params} | {_f(f['aic'], 4)} | "
+                 f"{_f(f['delta_ic'], 3)} | {_f(f.get('delta_aicc'), 3)} | "
+                 f"{_f(f['bic'], 4)} | {_f(f['ic_weight'], 2)} |")
+  return lines
+
+
+def _curve_section(fits: dict, metric: str, x_name: str) -> list[str]:
+  lines = [f"Fits of {METRIC_NAMES.get(metric, metric)} against {x_name} "
+           f"({len(fits['y'])} points, weighted by 1/CI²):", ""]
+  lines += _fit_table(fits) + [""]
+  lines.append(f"- AIC: {aic_statement(fits)}")
+  lines.append(f"- AIC: {aic_statement(fits, 'power_law', 'power_law_floor')}")
+  lines += [f"- Extrapolation: {s}" for s in extrapolation_statements(fits)]
+  lines += [f"- Bootstrap: {s}" for s in ci_statements(fits)]
+  return lines
+
+
+def markdown(fits: dict, context: dict) -> str:
+  """The report, generated from the fits and the run's context.
+
+  Args:
+    fits: the output of ``scaling_analysis.analyse``.
+    context: ``title``, ``protocol`` (lines describing what was run), ``provenance``
+      (command, date, machine, seconds, load averages, other processes), ``plots``
+      (file names), ``error_metric`` (the metric called "error").
+
+  Returns:
+    Markdown text.
+  """
+  lines = [f"# {context.get('title', 'Compute scaling')}", ""]
+  lines += ["## What was run", ""] + [f"- {p}" for p in context.get("protocol", [])]
+  groups = fits["groups"]
+  lines += [f"- Design: one axis at a time around the base point `{fits['base']}` "
+            f"(a star of {len(groups)} trained settings, not a Cartesian product), so "
+            "interactions between axes are not measured.", ""]
+  prov = context.get("provenance")
+  if prov:
+    lines += ["## Provenance", ""]
+    lines += [f"- {k}: {v}" for k, v in prov.items()] + [""]
+  for metric in fits["metrics"]:
+    res = fits[metric]
+    tt = res["test_time"]
+    name = METRIC_NAMES.get(metric, metric)
+    lines += [f"## {name[0].upper() + name[1:]}", ""]
+    lines += ["| setting | K_train | shots | tasks | meta-training FLOPs | "
+              f"k | {metric} at k (95% CI) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for g in groups:
+      s = res["summary"][g["group"]]
+      lines.append(f"| {g['group']} | {g['k_train']} | {g['shots']} | {g['tasks']} | "
+                   f"{_f(g['meta_training_flops'])} | {s['k']} | {_pm(s['mean'], s['ci95'])} |")
+    lines += ["", "### Test-time compute (inner steps k of the base model)", ""]
+    kk = ", ".join(f"k={k}: {_pm(m, c)}" for k, m, c in zip(tt["k"], tt["mean"], tt["ci95"]))
+    lines.append(f"Measured ({tt['episodes']} episodes × {tt['n_seeds']} seed(s)): {kk}.")
+    lines.append("")
+    k0 = ("included" if tt["include_k0"] else
+          "excluded: at k = 0 nothing is adapted, so its FLOPs are only the query "
+          "forward pass and its error measures the initialisation, not adaptation; "
+          "it is plotted but not fitted")
+    lines.append(f"The k = 0 point is {k0}.")
+    sens = tt.get("k0_sensitivity")
+    if sens:
+      best = sens["compare"][0]
+      lines.append(f" With it {'included' if sens['include_k0'] else 'excluded'}, the "
+                   f"best model by AIC is {best['model']}.")
+    lines.append("")
+    span = math.log10(max(tt["compute"]) / min(tt["compute"]))
+    lines += _curve_section(tt, metric, f"adaptation FLOPs per episode ({span:.2f} "
+                            "decades)")
+    ld = tt["last_doubling"]
+    still = ("still lowers" if ld["diff"] + ld["ci95"] < 0 else
+             "raises" if ld["diff"] - ld["ci95"] > 0 else "does not measurably change")
+    lines += [f"- Going from k={ld['k_from']} to k={ld['k_to']} {still} the {metric} "
+              f"(paired difference {ld['diff']:+.4f} ± {ld['ci95']:.4f}).", ""]
+    lines += _meta_section(res, metric)
+    lines += _iso_section(res, metric)
+  lines += ["## What the data do not support", ""]
+  lines += [f"- {s}" for s in _limits(fits, context)]
+  if context.get("plots"):
+    lines += ["", "## Plots", ""] + [f"![{p}](plots/{p})" for p in context["plots"]]
+  return "\n".join(lines) + "\n"
+
+
+def _meta_section(res: dict, metric: str) -> list[str]:
+  lines = ["### Meta-training compute (at test-time k = K_train)", ""]
+  for axis, entry in res["meta_training"].items():
+    pts = ", ".join(f"{axis}={v}: {_pm(m, c)} at {_f(f)} FLOPs" for v, m, c, f in zip(
+        entry["values"], entry["mean"], entry["ci95"], entry["meta_training_flops"]))
+    lines.append(f"- {axis}: {pts}.")
+    if "fits" in entry:
+      lines += [""] + _curve_section(entry["fits"], metric, f"meta-training FLOPs "
+                                     f"along {axis}") + [""]
+    else:
+      lines.append(f"  ({len(entry['values'])} points: too few to fit a curve with a "
+                   "floor and compare it with an alternative.)")
+  tasks = res["tasks"]
+  if len(tasks) > 1:
+    pts = ", ".join(f"tasks={t['tasks']}: {_pm(t['mean'], t['ci95'])}" for t in tasks)
+    lines.append(f"- meta-training tasks (same FLOPs, different data; 0 means all or "
+                 f"infinite): {pts}.")
+  return lines + [""]
+
+
+def _versus(a_mean, a_ci, b_mean, b_ci) -> str:
+  d = a_mean - b_mean
+  ci = math.hypot(a_ci or 0.0, b_ci or 0.0)
+  if abs(d) <= ci:
+    return f"indistinguishable (difference {d:+.4f} ± {ci:.4f})"
+  return f"{'lower' if d < 0 else 'higher'} (difference {d:+.4f} ± {ci:.4f})"
+
+
+def _iso_section(res: dict, metric: str) -> list[str]:
+  iso = res["iso_flop"]
+  lines = ["### Iso-FLOP: data or compute", ""]
+  for e in iso["test_time"]:
+    if e["steps_mean"] is None:
+      lines.append(f"- {e['shots']} shots at k={e['k']} costs {_f(e['adaptation_flops'])}"
+                   " FLOPs per episode, outside the base model's k-curve: no comparison.")
+      continue
+    lines.append(
+        f"- At {_f(e['adaptation_flops'])} adaptation FLOPs per episode, {e['shots']} "
+        f"shots (k={e['k']}) give {metric} {_pm(e['shots_mean'], e['shots_ci95'])}; "
+        f"spending the same FLOPs on inner steps (base shots, k ≈ "
+        f"{_f(e['steps_k_equivalent'], 2)}, interpolated) gives "
+        f"{_pm(e['steps_mean'], e['steps_ci95'])}: more shots is "
+        f"{_versus(e['shots_mean'], e['shots_ci95'], e['steps_mean'], e['steps_ci95'])}.")
+  for e in iso["meta_training"]:
+    if e["k_train_mean"] is None:
+      continue
+    lines.append(
+        f"- At {_f(e['meta_training_flops'])} meta-training FLOPs, {e['axis']}="
+        f"{e['value']} gives {_pm(e['mean'], e['ci95'])}; the K_train axis "
+        f"(K ≈ {_f(e['k_train_equivalent'], 2)}, interpolated) gives "
+        f"{_pm(e['k_train_mean'], e['k_train_ci95'])}: {e['axis']} is "
+        f"{_versus(e['mean'], e['ci95'], e['k_train_mean'], e['k_train_ci95'])}.")
+  if len(lines) == 2:
+    lines.append("- No shots or tasks points to compare at equal FLOPs.")
+  return lines + [""]
+
+
+def _limits(fits: dict, context: dict) -> list[str]:
+  out = []
+  m = fits["metrics"][0]
+  tt = fits[m]["test_time"]
+  out.append(f"Any claim beyond C = {_f(max(tt['compute']))} adaptation FLOPs "
+             f"(k = {max(tt['k'])}): the fits are descriptions of "
+             f"{math.log10(max(tt['compute']) / min(tt['compute'])):.2f} decades of "
+             "compute, and only the held-out test above speaks to extrapolation.")
+  single = [g["group"] for g in fits["groups"] if len(g["seeds"]) < 2]
+  if single:
+    out.append(f"Training-seed variance for {len(single)} of {len(fits['groups'])} "
+               "settings: they ran one seed, so their CIs cover evaluation episodes "
+               "only.")
+  out.append("Independence across k: the k-curve is measured on the same episodes, so "
+             "the fits' residuals are correlated and AIC differences overstate the "
+             "evidence somewhat; the bootstrap resamples episodes jointly (paired) to "
+             "keep that correlation in the intervals.")
+  out += context.get("limits", [])
+  return out
+
+
+def _csv(path: str, rows: Sequence[dict]) -> None:
+  keys = sorted({k for r in rows for k in r})
+  with open(path + ".tmp", "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=keys)
+    w.writeheader()
+    for r in rows:
+      w.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v
+                  for k, v in r.items()})
+  os.replace(path + ".tmp", path)
+
+
+def _json(path: str, obj: Any) -> None:
+  with open(path + ".tmp", "w") as f:
+    json.dump(obj, f, indent=1, allow_nan=False)
+  os.replace(path + ".tmp", path)
+
+
+def write_outputs(workdir: str, *, metrics: Sequence[str], analysis: dict,
+                  context: dict) -> dict:
+  """Collects the sweep's rows and writes rows, fits, plots and the report.
+
+  Args:
+    workdir: the sweep's directory.
+    metrics: error-like metrics to fit (``'error'``, ``'loss'``).
+    analysis: keyword arguments of ``scaling_analysis.analyse``.
+    context: see ``markdown``; ``plots`` is filled in here.
+
+  Returns:
+    The fits.
+  """
+  rows, per_episode = sweep.collect(workdir)
+  if not rows:
+    raise ValueError(f"{workdir}: no finished sweep points to report on")
+  _csv(os.path.join(workdir, "rows.csv"), rows)
+  _json(os.path.join(workdir, "rows.json"), rows)
+  np.savez_compressed(os.path.join(workdir, "per_episode.npz"),
+                      **{k.replace("/", "__"): v.astype(np.float32)
+                         for k, v in per_episode.items()})
+  fits = scaling_analysis.analyse(rows, per_episode, metrics=metrics, **analysis)
+  fits["generated"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
+      timespec="seconds")
+  _json(os.path.join(workdir, "fits.json"), fits)
+  plot_dir = os.path.join(workdir, "plots")
+  os.makedirs(plot_dir, exist_ok=True)
+  plots = scaling_plots.plot_all(rows, fits, plot_dir)
+  text = markdown(fits, dict(context, plots=plots))
+  with open(os.path.join(workdir, "report.md"), "w") as f:
+    f.write(text)
+  return fits

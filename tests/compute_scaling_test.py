@@ -1,0 +1,139 @@
+"""The compute-scaling experiment: its grid, the smoke sweep end to end, resume, and the
+report's statements on synthetic rows whose truth is known."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from experiments import compute_scaling
+from metalearn import scaling
+from metalearn import scaling_analysis
+from metalearn import scaling_report
+from metalearn import sweep
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run_smoke(workdir):
+  cmd = [sys.executable, "-m", "experiments.compute_scaling",
+         "--config=experiments/compute_scaling.py:smoke", f"--workdir={workdir}"]
+  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
+                        env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc.stderr
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("cs") / "smoke")
+  return workdir, _run_smoke(workdir)
+
+
+def test_grid_is_a_star_around_the_base_point():
+  c = compute_scaling.get_config("")
+  base = sweep.base_values(c)
+  points = sweep.grid(c)
+  assert len({p.name for p in points}) == len(points)
+  assert [p.axis for p in points[:3]] == ["base"] * 3  # Three base seeds first.
+  axes = {"k_train": ("inner", "steps"), "shots": ("shots",),
+          "tasks": ("sinusoid_pool",)}
+  for p in points[3:]:
+    differs = [a for a, path in axes.items()
+               if _get(p.config, path) != _get(points[0].config, path)]
+    assert differs == [p.axis], p.name  # Exactly one axis moves.
+    assert p.value != base[p.axis]
+  assert len(points) == 3 + 4 + 3 + 3  # Base seeds, K_train, shots, tasks.
+
+
+def _get(c, path):
+  for part in path:
+    c = c[part]
+  return c
+
+
+def test_smoke_sweep_writes_rows_fits_plots_and_report(smoke):
+  workdir, log = smoke
+  for name in ("rows.csv", "rows.json", "fits.json", "report.md", "run.json",
+               "per_episode.npz", "plots/test_time.png", "plots/iso_flop.png",
+               "plots/axes.png"):
+    assert os.path.getsize(os.path.join(workdir, name)) > 0, name
+  assert "point 4/4" in log and "ETA" in log
+  with open(os.path.join(workdir, "rows.json")) as f:
+    rows = json.load(f)
+  assert {r["group"] for r in rows} == {"base", "k_train=2", "shots=5", "tasks=16"}
+  for r in rows:
+    assert r["adaptation_flops"] > 0 and r["meta_training_flops"] > 0
+  # More inner steps cost more FLOPs, in adaptation and in meta-training.
+  base = sorted((r for r in rows if r["group"] == "base"), key=lambda r: r["k"])
+  assert all(a["adaptation_flops"] < b["adaptation_flops"] for a, b in zip(base, base[1:]))
+  k2 = next(r for r in rows if r["group"] == "k_train=2")
+  assert k2["meta_training_flops"] > base[0]["meta_training_flops"]
+  with open(os.path.join(workdir, "fits.json")) as f:
+    fits = json.load(f)
+  assert {f["model"] for f in fits["loss"]["test_time"]["compare"]} == set(
+      scaling.DEFAULT_MODELS)
+  with open(os.path.join(workdir, "report.md")) as f:
+    text = f.read()
+  for needle in ("## Provenance", "load average", "ΔAIC", "Extrapolation",
+                 "## What the data do not support", "Iso-FLOP"):
+    assert needle in text, needle
+
+
+def test_rerun_skips_finished_points_and_redoes_a_missing_one(smoke):
+  workdir, _ = smoke
+  points = os.path.join(workdir, "points")
+  kept = os.path.join(points, "k_train=2_s0", "eval")
+  mtimes = {n: os.path.getmtime(os.path.join(kept, n)) for n in os.listdir(kept)}
+  lost = os.path.join(points, "shots=5_s0", "eval")
+  for n in os.listdir(lost):  # As if killed after training, before evaluation.
+    os.remove(os.path.join(lost, n))
+  log = _run_smoke(workdir)
+  assert "4 points, 3 already done" in log
+  assert "point 3/4 shots=5_s0" in log and "point 2/4" not in log
+  assert "resumed at step" in log  # Training resumed from its checkpoint.
+  assert mtimes == {n: os.path.getmtime(os.path.join(kept, n)) for n in os.listdir(kept)}
+  assert os.listdir(lost)
+  with open(os.path.join(workdir, "run.json")) as f:
+    assert len(json.load(f)["invocations"]) == 2
+
+
+def _synthetic(model, params, seed=0, episodes=100, sd=0.03):
+  """Rows and per-episode values of a base point whose mean error follows ``model``."""
+  rng = np.random.default_rng(seed)
+  compute = np.concatenate([[1e5], np.logspace(6, 11, 21)])  # k = 0, then 21 points.
+  truth = scaling.predict(model, compute, params)
+  values = truth[None, :] + rng.normal(0.0, sd, (episodes, len(compute)))
+  rows = []
+  for k, (c, v) in enumerate(zip(compute, values.T)):
+    rows.append(dict(point="base_s0", group="base", axis="base", axis_value=None,
+                     k_train=1, shots=1, tasks=0, seed=0, metric="error", k=k,
+                     mean=float(v.mean()), ci95=float(1.96 * v.std() / episodes**0.5),
+                     adaptation_flops=float(c), meta_training_flops=1e12))
+  return rows, {"base_s0/error": values}
+
+
+def _report(rows, values):
+  fits = scaling_analysis.analyse(rows, values, metrics=("error",), n_boot=10,
+                                  holdout_fraction=12 / 21)
+  return scaling_report.markdown(fits, {"title": "synthetic"})
+
+
+def test_report_says_power_law_extrapolates_worse_when_truth_is_sigmoid():
+  # As in scaling_test: the training part spans the inflection to the convex part;
+  # the held-out part approaches the floor, where power laws fall through it.
+  truth = {"E": 0.1, "U": 0.8, "s": 0.5, "log_c_mid": np.log(1e6)}
+  text = _report(*_synthetic("sigmoid_log", truth))
+  assert "`power_law_floor` extrapolates worse than `sigmoid_log`" in text
+  assert "`power_law` extrapolates worse than `sigmoid_log`" in text
+  assert "The k = 0 point is excluded" in text
+
+
+def test_report_does_not_blame_the_power_law_when_it_is_the_truth():
+  truth = {"E": 0.05, "A": 30.0, "alpha": 0.3}
+  text = _report(*_synthetic("power_law_floor", truth))
+  assert "`power_law_floor` extrapolates worse" not in text
+  assert "AIC: the data strongly favour the sigmoid" not in text
