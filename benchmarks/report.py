@@ -1,0 +1,108 @@
+"""Renders benchmarks/results/*.jsonl into the tables of benchmarks/README.md.
+
+Usage: ``python -m benchmarks.report`` (run by ``benchmarks/run_all.sh``). Only the
+text between the GENERATED markers of the README is replaced; the rest is prose.
+"""
+
+import json
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+README = os.path.join(HERE, "README.md")
+BEGIN, END = "<!-- BEGIN GENERATED -->", "<!-- END GENERATED -->"
+
+
+def _rows(name: str) -> list[dict]:
+  path = os.path.join(RESULTS, name)
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.startswith("{")]
+
+
+def _load(r: dict) -> str:
+  return f"{r.get('loadavg_before', r['loadavg'][0]):.1f} / {r['loadavg'][0]:.1f}"
+
+
+def meta_step_table(rows: list[dict]) -> list[str]:
+  out = ["| algorithm | K | remat | tasks via | conv | s/step (min–max) | meta-steps/s | "
+         "compile s | GFLOP/step | GFLOP/s | peak RSS GB | load before / after |",
+         "|" + " --- |" * 12]
+  for r in rows:
+    s = r["settings"]
+    alg = s["algorithm"] + (" (first_order)" if s["first_order"] else "")
+    out.append(
+        f"| {alg} | {s['K']} | {'yes' if s['remat'] else 'no'} | {s['task_map']} | "
+        f"{s['conv_impl']} | {r['median_s']:.2f} ({r['min_s']:.2f}–{r['max_s']:.2f}) | "
+        f"{r['meta_steps_per_s']:.2f} | {r['compile_s']:.1f} | "
+        f"{r['flops_per_step'] / 1e9:.1f} | {r['achieved_gflops']:.1f} | "
+        f"{r['peak_rss_bytes'] / 1e9:.2f} | {_load(r)} |")
+  return out
+
+
+def eval_table(rows: list[dict]) -> list[str]:
+  out = ["| K (curve points) | episodes per call | episodes/s | s/call | compile s | "
+         "MFLOP/episode | GFLOP/s | load before / after |", "|" + " --- |" * 8]
+  for r in rows:
+    s = r["settings"]
+    out.append(f"| {s['K']} ({r['curve_points']}) | {s['batch']} | "
+               f"{r['episodes_per_s']:.1f} | {r['median_s']:.2f} | {r['compile_s']:.1f} | "
+               f"{r['flops_per_episode'] / 1e6:.0f} | {r['achieved_gflops']:.1f} | "
+               f"{_load(r)} |")
+  return out
+
+
+def roofline_table(rows: list[dict]) -> list[str]:
+  kernels = ["matmul_2048", "conv1_xla", "conv2_xla", "conv2_im2col_matmul",
+             "conv2_batched_matmul"]
+  out = ["| XLA_FLAGS | " + " | ".join(kernels) + " | load |",
+         "|" + " --- |" * (len(kernels) + 2)]
+  for r in rows:
+    cells = [f"{r[k + '_gflops']:.1f} (best {r[k + '_best_gflops']:.1f})" for k in kernels]
+    out.append(f"| {r['xla_flags'] or 'default'} | " + " | ".join(cells) +
+               f" | {r['loadavg'][0]:.1f} |")
+  return out
+
+
+def render() -> str:
+  parts = []
+  meta = _rows("meta_step.jsonl")
+  if meta:
+    r0 = meta[0]
+    parts += [f"Measured {r0['date']} on `{r0['host']}` ({r0['cpus']} CPUs, "
+              f"{r0['backend']}, jax {r0['jax']}). Load = 1-minute load average.", ""]
+    parts += ["### Meta-step: omniglot-5w1s, meta-batch 32", ""]
+    parts += meta_step_table(meta) + [""]
+  ev = _rows("eval_curve.jsonl")
+  if ev:
+    parts += ["### Evaluation: whole accuracy curve k = 0..K in one pass", ""]
+    parts += eval_table(ev) + [""]
+  roof = _rows("roofline.jsonl")
+  if roof:
+    parts += ["### Roofline: GFLOP/s median of 10 calls (best in brackets)", ""]
+    parts += roofline_table(roof) + [""]
+  mem = os.path.join(RESULTS, "memory_vs_steps.md")
+  if os.path.exists(mem):
+    parts += ["### Peak memory and time against K (one process per cell)", ""]
+    with open(mem) as f:
+      parts += [f.read().rstrip(), ""]
+    parts += ["![memory vs K](results/memory_vs_steps.png)", ""]
+  load = os.path.join(RESULTS, "load.txt")
+  if os.path.exists(load):
+    with open(load) as f:
+      parts += ["### What else was running", "", "```", f.read().rstrip(), "```", ""]
+  return "\n".join(parts)
+
+
+def main() -> None:
+  with open(README) as f:
+    text = f.read()
+  head, rest = text.split(BEGIN, 1)
+  _, tail = rest.split(END, 1)
+  with open(README, "w") as f:
+    f.write(head + BEGIN + "\n" + render() + "\n" + END + tail)
+
+
+if __name__ == "__main__":
+  main()

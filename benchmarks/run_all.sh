@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Regenerates benchmarks/results/ and the tables of benchmarks/README.md.
+#
+#   bash benchmarks/run_all.sh            # everything (the memory sweep takes long)
+#   MEMORY=0 bash benchmarks/run_all.sh   # skip the memory-vs-K sweep
+#
+# Env: PYTHON (default: python), MEMORY_META_BATCH (default 8), STEPS (default 10).
+# The machine is shared: the load before and after is recorded in results/load.txt
+# and every JSON row carries the load average at its start and end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+R=benchmarks/results
+STEPS=${STEPS:-10}
+mkdir -p "$R"
+export JAX_PLATFORMS=${JAX_PLATFORMS:-cpu}
+
+snapshot() { echo "== $1: $(date -u +%FT%TZ)"; uptime; top -bn1 | sed -n '7,12p'; }
+snapshot start > "$R/load.txt"
+
+: > "$R/meta_step.jsonl"
+for args in "--algorithm=maml --K=1" "--algorithm=fomaml --K=1" \
+            "--algorithm=maml --K=5" "--algorithm=fomaml --K=5" \
+            "--algorithm=maml --K=5 --remat" "--algorithm=reptile --K=5" \
+            "--algorithm=maml --K=1 --task_map=map" "--algorithm=maml --K=5 --task_map=map" \
+            "--algorithm=fomaml --K=5 --task_map=map"; do
+  # shellcheck disable=SC2086
+  $PY -m benchmarks.meta_step $args --steps="$STEPS" --out="$R/meta_step.jsonl"
+done
+
+: > "$R/eval_curve.jsonl"
+$PY -m benchmarks.eval_curve --K=10 --batch=32 --steps="$STEPS" --out="$R/eval_curve.jsonl"
+
+: > "$R/roofline.jsonl"
+$PY -m benchmarks.roofline --reps=10 --out="$R/roofline.jsonl"
+
+if [ "${MEMORY:-1}" = 1 ]; then
+  $PY -m benchmarks.memory_vs_steps --meta_batch="${MEMORY_META_BATCH:-8}" --results_dir="$R"
+fi
+
+snapshot end >> "$R/load.txt"
+$PY -m benchmarks.report
