@@ -177,13 +177,16 @@ def markdown(fits: dict, context: dict) -> str:
           "excluded: at k = 0 nothing is adapted, so its FLOPs are only the query "
           "forward pass and its error measures the initialisation, not adaptation; "
           "it is plotted but not fitted")
-    lines.append(f"The k = 0 point is {k0}.")
     sens = tt.get("k0_sensitivity")
-    if sens:
-      best = sens["compare"][0]
-      lines.append(f" With it {'included' if sens['include_k0'] else 'excluded'}, the "
-                   f"best model by AIC is {best['model']}.")
-    lines.append("")
+    alt = (f" With it {'included' if sens['include_k0'] else 'excluded'}, the best "
+           f"model by AIC is {sens['compare'][0]['model']}." if sens else "")
+    lines += [f"The k = 0 point is {k0}.{alt}", ""]
+    fl, k = tt["adaptation_flops"], tt["k"]
+    per_step = (fl[-1] - fl[0]) / max(k[-1] - k[0], 1)
+    lines += [f"Adaptation FLOPs are affine in k: C(k) = {_f(fl[0])} + {_f(per_step)}·k "
+              "per episode (the fixed part scores the query set), so the exponent α "
+              "below is in total adaptation FLOPs and is steeper than an exponent in k "
+              "alone would be.", ""]
     span = math.log10(max(tt["compute"]) / min(tt["compute"]))
     lines += _curve_section(tt, metric, f"adaptation FLOPs per episode ({span:.2f} "
                             "decades)")
@@ -201,12 +204,30 @@ def markdown(fits: dict, context: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
+def monotone_statement(values: Sequence, mean: Sequence[float],
+                       ci: Sequence[float], axis: str) -> Optional[str]:
+  """Says so when error rises along an axis by more than the CIs allow."""
+  rises = [(values[i], values[j]) for i in range(len(mean)) for j in range(i + 1, len(mean))
+           if mean[j] - mean[i] > math.hypot(ci[i], ci[j])]
+  if not rises:
+    return None
+  best = values[int(np.argmin(mean))]
+  a, b = rises[0]
+  return (f"error is not monotone along {axis}: it is lowest at {axis}={best} and "
+          f"higher at {axis}={b} than at {axis}={a} beyond the 95% CIs, so a "
+          "decreasing curve (every model fitted here) misdescribes this axis; the fit "
+          "below is shown for completeness only.")
+
+
 def _meta_section(res: dict, metric: str) -> list[str]:
   lines = ["### Meta-training compute (at test-time k = K_train)", ""]
   for axis, entry in res["meta_training"].items():
     pts = ", ".join(f"{axis}={v}: {_pm(m, c)} at {_f(f)} FLOPs" for v, m, c, f in zip(
         entry["values"], entry["mean"], entry["ci95"], entry["meta_training_flops"]))
     lines.append(f"- {axis}: {pts}.")
+    mono = monotone_statement(entry["values"], entry["mean"], entry["ci95"], axis)
+    if mono:
+      lines.append(f"- Note: {mono}")
     if "fits" in entry:
       lines += [""] + _curve_section(entry["fits"], metric, f"meta-training FLOPs "
                                      f"along {axis}") + [""]
@@ -275,6 +296,9 @@ def _limits(fits: dict, context: dict) -> list[str]:
              "the fits' residuals are correlated and AIC differences overstate the "
              "evidence somewhat; the bootstrap resamples episodes jointly (paired) to "
              "keep that correlation in the intervals.")
+  if context.get("missing"):
+    out.append(f"The settings that did not finish: {', '.join(context['missing'])} "
+               "(the grid is reported as far as it ran).")
   out += context.get("limits", [])
   return out
 
