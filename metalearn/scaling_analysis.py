@@ -238,10 +238,13 @@ def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
             n_boot=n_boot, holdout_fraction=1.0 / len(gs), rng=rng, paired=False)
       res["meta_training"][axis] = entry
     tasks = [g for g in groups if g["axis"] in ("base", "tasks")]
-    res["tasks"] = [dict(group=g["group"], tasks=g["tasks"],
-                         meta_training_flops=g["meta_training_flops"],
-                         **{k: summary[g["group"]][k] for k in ("k", "mean", "ci95")})
-                    for g in tasks]
+    res["tasks"] = []
+    for g in tasks:
+      k_max, mean_max, ci_max, _, _ = _at_k(rows, per_episode, g["group"], metric, 1e9)
+      res["tasks"].append(dict(
+          group=g["group"], tasks=g["tasks"], meta_training_flops=g["meta_training_flops"],
+          k_max=k_max, k_max_mean=mean_max, k_max_ci95=ci_max,
+          **{k: summary[g["group"]][k] for k in ("k", "mean", "ci95")}))
     res["iso_flop"] = _iso_flop(res, groups, summary, base)
     for s in summary.values():
       del s["values"]

@@ -108,6 +108,7 @@ def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
                   [t["mean"] for t in tasks], [t["ci95"] for t in tasks], fmt="^",
                   ms=4, color="C2", capsize=2, label="meta-training tasks (same FLOPs)")
   ax_t.set_xscale("log")
+  ax_t.set_yscale("log")
   ax_t.set_xlabel("adaptation FLOPs per episode")
   ax_t.set_ylabel(_label(metric))
   ax_t.set_title("test-time compute vs data per task", fontsize=9)
@@ -129,6 +130,7 @@ def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
       ax_m.annotate(f"tasks={t['tasks']:g}", (t["meta_training_flops"], t["mean"]),
                     textcoords="offset points", xytext=(-40, 0), fontsize=6, color="C2")
   ax_m.set_xscale("log")
+  ax_m.set_yscale("log")
   ax_m.set_xlabel("meta-training FLOPs")
   ax_m.set_ylabel(_label(metric))
   ax_m.set_title("meta-training compute vs data", fontsize=9)

@@ -238,7 +238,10 @@ def _meta_section(res: dict, metric: str) -> list[str]:
   if len(tasks) > 1:
     pts = ", ".join(f"tasks={t['tasks']}: {_pm(t['mean'], t['ci95'])}" for t in tasks)
     lines.append(f"- meta-training tasks (same FLOPs, different data; 0 means all or "
-                 f"infinite): {pts}.")
+                 f"infinite), at k = K_train: {pts}.")
+    pts = ", ".join(f"tasks={t['tasks']}: {_pm(t['k_max_mean'], t['k_max_ci95'])}"
+                    for t in tasks)
+    lines.append(f"- the same at k = {tasks[0]['k_max']}: {pts}.")
   return lines + [""]
 
 
@@ -247,16 +250,18 @@ def _versus(a_mean, a_ci, b_mean, b_ci) -> str:
   ci = math.hypot(a_ci or 0.0, b_ci or 0.0)
   if abs(d) <= ci:
     return f"indistinguishable (difference {d:+.4f} ± {ci:.4f})"
-  return f"{'lower' if d < 0 else 'higher'} (difference {d:+.4f} ± {ci:.4f})"
+  return (f"{'lower (better)' if d < 0 else 'higher (worse)'} (difference {d:+.4f} ± "
+          f"{ci:.4f})")
 
 
 def _iso_section(res: dict, metric: str) -> list[str]:
   iso = res["iso_flop"]
   lines = ["### Iso-FLOP: data or compute", ""]
   for e in iso["test_time"]:
-    if e["steps_mean"] is None:
+    if e["steps_mean"] is None or e["steps_k_equivalent"] < 1:
       lines.append(f"- {e['shots']} shots at k={e['k']} costs {_f(e['adaptation_flops'])}"
-                   " FLOPs per episode, outside the base model's k-curve: no comparison.")
+                   " FLOPs per episode, less than one inner step of the base model or "
+                   "outside its k-curve: no inner-step equivalent to compare with.")
       continue
     lines.append(
         f"- At {_f(e['adaptation_flops'])} adaptation FLOPs per episode, {e['shots']} "
@@ -267,6 +272,13 @@ def _iso_section(res: dict, metric: str) -> list[str]:
         f"{_versus(e['shots_mean'], e['shots_ci95'], e['steps_mean'], e['steps_ci95'])}.")
   for e in iso["meta_training"]:
     if e["k_train_mean"] is None:
+      continue
+    if e["axis"] == "tasks":
+      lines.append(
+          f"- At the same meta-training FLOPs ({_f(e['meta_training_flops'])}), "
+          f"meta-training on tasks={e['value']} instead of the base's tasks gives "
+          f"{_pm(e['mean'], e['ci95'])} vs {_pm(e['k_train_mean'], e['k_train_ci95'])}: "
+          f"{_versus(e['mean'], e['ci95'], e['k_train_mean'], e['k_train_ci95'])}.")
       continue
     lines.append(
         f"- At {_f(e['meta_training_flops'])} meta-training FLOPs, {e['axis']}="
