@@ -57,6 +57,8 @@ from metalearn.tasks import sampling
 MODELS = {  # name: (model constructor, image shape)
     "omniglot": (conv4.omniglot_conv4, (28, 28, 1)),
     "miniimagenet": (conv4.miniimagenet_conv4, (84, 84, 3)),
+    # For smoke tests only: compiles in seconds.
+    "tiny": (lambda n, **kw: conv4.Conv4(n, filters=4, depth=2, **kw), (8, 8, 1)),
 }
 
 

@@ -10,8 +10,8 @@ import pytest
 from benchmarks import meta_step
 from metalearn import compute
 
-TINY = ["--algorithm=maml", "--K=2", "--ways=2", "--queries=2", "--meta_batch=2",
-        "--steps=2", "--warmup=1", "--conv_impl=im2col"]
+TINY = ["--model=tiny", "--algorithm=maml", "--K=1", "--ways=2", "--queries=2",
+        "--meta_batch=2", "--steps=2", "--warmup=1", "--conv_impl=im2col"]
 KEYS = {"meta_steps_per_s", "median_s", "min_s", "max_s", "compile_s", "flops_per_step",
         "achieved_gflops", "peak_rss_bytes", "settings", "jax", "backend", "date",
         "loadavg", "loadavg_before"}
@@ -26,14 +26,16 @@ def test_meta_step_main_prints_one_json_line_with_the_expected_keys(tmp_path):
   assert len(lines) == 1, proc.stdout
   row = json.loads(lines[0])
   assert KEYS <= set(row), KEYS - set(row)
-  assert row["settings"]["K"] == 2 and row["settings"]["meta_batch"] == 2
+  assert row["settings"]["K"] == 1 and row["settings"]["meta_batch"] == 2
   assert row["median_s"] > 0 and row["flops_per_step"] > 0
   assert json.loads(out.read_text()) == row
 
 
 def test_flop_count_is_affine_in_K_so_extrapolation_is_exact():
   # K = 3 is extrapolated from the counts at K = 1, 2; compare with a direct count.
-  s = meta_step.Settings(K=3, ways=2, queries=1, meta_batch=1, conv_impl="im2col")
+  s = meta_step.Settings(model="tiny", algorithm="fomaml", K=3, ways=2, queries=1,
+                         meta_batch=1,
+                         conv_impl="im2col")
   with meta_step._without_pre_adaptation_metrics():
     step, args = meta_step.build(s)
     direct = compute.compiled_flops(step, *args, unroll_scans=True)
