@@ -137,3 +137,26 @@ def test_report_does_not_blame_the_power_law_when_it_is_the_truth():
   text = _report(*_synthetic("power_law_floor", truth))
   assert "`power_law_floor` extrapolates worse" not in text
   assert "AIC: the data strongly favour the sigmoid" not in text
+
+
+def _fake_fits(aic_plf, aic_sig):
+  fit = lambda m, aic: dict(model=m, aic=aic, n=12, success=True)
+  return {"compare": [fit("power_law_floor", aic_plf), fit("sigmoid_log", aic_sig)]}
+
+
+def test_aic_statement_thresholds():
+  assert "indistinguishable" in scaling_report.aic_statement(_fake_fits(-50.0, -49.0))
+  text = scaling_report.aic_statement(_fake_fits(-50.0, -45.0))
+  assert text.startswith("the data favour the power law with floor")
+  text = scaling_report.aic_statement(_fake_fits(-50.0, -70.0))
+  assert text.startswith("the data strongly favour the sigmoid")
+
+
+def test_monotone_statement_flags_a_rise_beyond_the_cis():
+  assert scaling_report.monotone_statement([1, 2, 4], [0.5, 0.3, 0.2],
+                                           [0.02] * 3, "k_train") is None
+  assert scaling_report.monotone_statement([1, 2, 4], [0.5, 0.3, 0.31],
+                                           [0.02] * 3, "k_train") is None  # Within CI.
+  text = scaling_report.monotone_statement([1, 4, 16], [0.5, 0.1, 0.2], [0.02] * 3,
+                                           "k_train")
+  assert "lowest at k_train=4" in text and "k_train=16" in text
