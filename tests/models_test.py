@@ -12,13 +12,14 @@ from metalearn.models import layers
 from metalearn.tasks.episode import Episode
 
 
+@pytest.mark.parametrize("impl", [i for i in layers.CONV_IMPLS if i not in ("auto", "xla")])
 @pytest.mark.parametrize("stride,size", [(1, 7), (2, 28), (2, 7), (2, 4)])
-def test_im2col_convolution_matches_xla(stride, size):
+def test_convolution_formulations_match_xla(stride, size, impl):
   kx, kk = jax.random.split(jax.random.key(0))
   x = jax.random.normal(kx, (2, size, size, 3))
   kernel = jax.random.normal(kk, (3, 3, 3, 5))
   ref = layers.conv2d(x, kernel, stride=stride, impl="xla")
-  out = layers.conv2d(x, kernel, stride=stride, impl="im2col")
+  out = layers.conv2d(x, kernel, stride=stride, impl=impl)
   assert out.shape == (2, -(-size // stride), -(-size // stride), 5)
   np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
 
@@ -30,13 +31,15 @@ def test_conv_formulations_agree_on_second_order_maml_gradients():
   ep = Episode(jax.random.normal(key, (6, 28, 28, 1)), jnp.arange(6) % 3,
                jax.random.normal(jax.random.key(2), (6, 28, 28, 1)), jnp.arange(6) % 3)
   grads = {}
-  for impl in ("xla", "im2col"):
+  impls = [i for i in layers.CONV_IMPLS if i != "auto"]
+  for impl in impls:
     learner = learner_lib.Learner(conv4.Conv4(3, filters=8, conv_impl=impl), "xent")
     theta = learner.init(jax.random.key(3), ep.support_x)
     grads[impl], _ = jax.jit(lambda t, e, l=learner: algorithms.maml_meta_grad(
         t, e, key, learner=l, inner=InnerConfig(steps=2, lr=0.4)))(theta, ep)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-5),
-               grads["xla"], grads["im2col"])
+  for impl in impls:
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-5),
+                 grads["xla"], grads[impl])
 
 
 def test_maml_architectures_parameter_shapes():

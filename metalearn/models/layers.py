@@ -6,7 +6,7 @@ turns XLA's convolution into a grouped convolution, and second-order MAML
 differentiates it twice. XLA:CPU takes slow paths for both (see PERF_NOTES), while a
 convolution written as im2col (nine strided slices, one matmul) becomes a batched
 matmul that XLA:CPU runs near its matmul speed. On GPU/TPU the native convolution
-(cuDNN, the MXU) is the better path. Both formulations are kept, tested against each
+(cuDNN, the MXU) is the better path. All formulations are kept, tested against each
 other, and chosen per backend by ``conv_impl='auto'``.
 """
 
@@ -17,7 +17,12 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
-CONV_IMPLS = ("auto", "xla", "im2col")
+CONV_IMPLS = ("auto", "xla", "im2col", "patches")
+# Measured and dropped (benchmarks/README.md, under lax.map over tasks, K = 1): nine
+# accumulated per-tap matmuls instead of one concatenated matmul, 0.71x; a channel-major
+# im2col (out[O, M] = W^T @ cols[KKC, M], free of XLA's transposing copies before the
+# kernel-gradient matmul) 0.66x, because YNNPACK runs the short-and-wide matmuls much
+# slower than the tall [M, KKC] @ [KKC, O] ones.
 
 
 def resolve_conv_impl(conv_impl: str) -> str:
@@ -44,7 +49,9 @@ def conv2d(x_BxHxWxC: jax.Array, kernel_KxKxCxO: jax.Array, *, stride: int,
     x_BxHxWxC: input batch.
     kernel_KxKxCxO: square kernel.
     stride: spatial stride (both dimensions).
-    impl: 'xla' (lax.conv_general_dilated) or 'im2col' (strided slices + matmul).
+    impl: one of ``CONV_IMPLS``: 'xla' (lax.conv_general_dilated), 'im2col' (K·K
+      strided slices, concatenated, one matmul), 'patches'
+      (lax.conv_general_dilated_patches + one matmul), 'auto'.
 
   Returns:
     ``[B, ceil(H/stride), ceil(W/stride), O]``.
@@ -57,19 +64,32 @@ def conv2d(x_BxHxWxC: jax.Array, kernel_KxKxCxO: jax.Array, *, stride: int,
     return lax.conv_general_dilated(
         x_BxHxWxC, kernel_KxKxCxO, (stride, stride), (pad_h, pad_w),
         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  if impl == "patches":
+    # Patch features come out channel-major, (c, i, j); reorder the kernel to match.
+    patches = lax.conv_general_dilated_patches(
+        x_BxHxWxC, (k, k), (stride, stride), (pad_h, pad_w),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    kernel_CKKxO = jnp.transpose(kernel_KxKxCxO, (2, 0, 1, 3)).reshape(c * k * k, -1)
+    return jnp.einsum("bhwi,io->bhwo", patches, kernel_CKKxO)
+  taps = _strided_taps(x_BxHxWxC, k, stride, pad_h, pad_w)
+  # Column index (i * k + j) * C + c matches the HWIO kernel reshaped to [K*K*C, O].
+  cols_BxHoxWoxKKC = jnp.concatenate(taps, axis=-1)
+  kernel_KKCxO = kernel_KxKxCxO.reshape(k * k * c, -1)
+  return jnp.einsum("bhwi,io->bhwo", cols_BxHoxWoxKKC, kernel_KKCxO)
+
+
+def _strided_taps(x_BxHxWxC, k, stride, pad_h, pad_w):
+  """The K·K shifted, strided views of the padded input, tap (i, j) at i*K + j."""
+  _, h, w, c = x_BxHxWxC.shape
   ho, wo = -(-h // stride), -(-w // stride)
   xp = jnp.pad(x_BxHxWxC, ((0, 0), pad_h, pad_w, (0, 0)))
-  cols = [
+  return [
       lax.slice(xp, (0, i, j, 0),
                 (xp.shape[0], i + (ho - 1) * stride + 1,
                  j + (wo - 1) * stride + 1, c),
                 (1, stride, stride, 1))
       for i in range(k) for j in range(k)
   ]
-  # Column index (i * k + j) * C + c matches the HWIO kernel reshaped to [K*K*C, O].
-  cols_BxHoxWoxKKC = jnp.concatenate(cols, axis=-1)
-  kernel_KKCxO = kernel_KxKxCxO.reshape(k * k * c, -1)
-  return jnp.einsum("bhwi,io->bhwo", cols_BxHoxWoxKKC, kernel_KKCxO)
 
 
 class Conv(nn.Module):
