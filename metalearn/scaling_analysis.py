@@ -108,13 +108,16 @@ def fit_curve(compute: np.ndarray, y: np.ndarray, ci: np.ndarray,
     d["delta_aicc"] = (f.aicc - best_aicc if f.success and math.isfinite(f.aicc)
                        and math.isfinite(best_aicc) else None)
     compare.append(d)
+  converged = {f.model for f in fits if f.success}
   n_holdout = max(1, round(holdout_fraction * len(y)))
   boot, extra = {}, {}
   grid = np.geomspace(compute.min(), compute.max(), 60)
   for m in MODELS:
     extra[m] = _safe(scaling.extrapolation_test, m, compute, y, n_holdout=n_holdout,
                      weights=w)
-    if m in models and n_boot:
+    # A model that does not converge on the data gets no interval (and its refits
+    # would each fall back to the full multi-start: minutes for nothing).
+    if m in converged and n_boot:
       boot[m] = _safe(lambda m=m: scaling.bootstrap(
           m, compute, per_episode, n_boot, rng, weights=w, compute_grid=grid,
           paired_episodes=paired, seeds_axis=seeds_axis).to_dict())

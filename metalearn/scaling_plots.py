@@ -112,7 +112,8 @@ def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
   ax_t.set_xlabel("adaptation FLOPs per episode")
   ax_t.set_ylabel(_label(metric))
   ax_t.set_title("test-time compute vs data per task", fontsize=9)
-  ax_t.legend(fontsize=6)
+  if ax_t.get_legend_handles_labels()[0]:
+    ax_t.legend(fontsize=6)
   ax_t.grid(alpha=0.3, which="both")
   for axis, fmt, color in (("k_train", "-o", "k"), ("shots", "-s", "C1")):
     e = res["meta_training"][axis]
@@ -134,7 +135,8 @@ def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
   ax_m.set_xlabel("meta-training FLOPs")
   ax_m.set_ylabel(_label(metric))
   ax_m.set_title("meta-training compute vs data", fontsize=9)
-  ax_m.legend(fontsize=6)
+  if ax_m.get_legend_handles_labels()[0]:
+    ax_m.legend(fontsize=6)
   ax_m.grid(alpha=0.3, which="both")
 
 
@@ -175,7 +177,8 @@ def plot_all(rows: Sequence[dict], fits: dict, out_dir: str) -> list[str]:
     ax.set_xlabel("adaptation FLOPs per episode (k = 0 … max)")
     ax.set_ylabel(_label(metric))
     ax.set_title(f"k-curves along the {axis} axis", fontsize=9)
-    ax.legend(fontsize=6)
+    if ax.get_legend_handles_labels()[0]:
+      ax.legend(fontsize=6)
     ax.grid(alpha=0.3, which="both")
   fig.tight_layout()
   fig.savefig(os.path.join(out_dir, "axes.png"), dpi=110)

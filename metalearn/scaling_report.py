@@ -60,6 +60,22 @@ def aic_statement(fits: dict, a: str = "power_law_floor", b: str = "sigmoid_log"
           f"(ΔAIC = {abs(d):.1f}, {n} points).")
 
 
+def aicc_statement(fits: dict) -> Optional[str]:
+  """Says so when the small-sample correction (AICc) reverses AIC's ranking."""
+  ok = [f for f in fits["compare"] if f["success"]]
+  finite = [f for f in ok if f["aicc"] is not None and math.isfinite(f["aicc"])]
+  if not finite:
+    return None
+  by_aic = min(ok, key=lambda f: f["aic"])["model"]
+  by_aicc = min(finite, key=lambda f: f["aicc"])["model"]
+  if by_aic == by_aicc:
+    return f"AICc (the small-sample correction) agrees: {by_aicc} ranks first."
+  n = ok[0]["n"]
+  return (f"AIC and AICc disagree: AIC ranks {by_aic} first, AICc ranks {by_aicc} "
+          f"first (the correction is large with {n} points), so these points do not "
+          "decide between them.")
+
+
 def extrapolation_statements(fits: dict) -> list[str]:
   """Ranks models by held-out RMSE; says which extrapolate worse than the best."""
   ex = {m: e for m, e in fits["extrapolation"].items() if "rmse" in e}
@@ -131,6 +147,9 @@ def _curve_section(fits: dict, metric: str, x_name: str) -> list[str]:
   lines += _fit_table(fits) + [""]
   lines.append(f"- AIC: {aic_statement(fits)}")
   lines.append(f"- AIC: {aic_statement(fits, 'power_law', 'power_law_floor')}")
+  aicc = aicc_statement(fits)
+  if aicc:
+    lines.append(f"- AICc: {aicc}")
   lines += [f"- Extrapolation: {s}" for s in extrapolation_statements(fits)]
   lines += [f"- Bootstrap: {s}" for s in ci_statements(fits)]
   return lines
@@ -188,6 +207,11 @@ def markdown(fits: dict, context: dict) -> str:
               "below is in total adaptation FLOPs and is steeper than an exponent in k "
               "alone would be.", ""]
     span = math.log10(max(tt["compute"]) / min(tt["compute"]))
+    fitted = [i for i, kk in enumerate(k) if kk in tt["fit_k"]]
+    mono = monotone_statement([k[i] for i in fitted], [tt["mean"][i] for i in fitted],
+                              [tt["ci95"][i] for i in fitted], "k", metric)
+    if mono:
+      lines += [f"Note: {mono}", ""]
     lines += _curve_section(tt, metric, f"adaptation FLOPs per episode ({span:.2f} "
                             "decades)")
     ld = tt["last_doubling"]
@@ -205,7 +229,8 @@ def markdown(fits: dict, context: dict) -> str:
 
 
 def monotone_statement(values: Sequence, mean: Sequence[float],
-                       ci: Sequence[float], axis: str) -> Optional[str]:
+                       ci: Sequence[float], axis: str, metric: str = "error"
+                       ) -> Optional[str]:
   """Says so when error rises along an axis by more than the CIs allow."""
   rises = [(values[i], values[j]) for i in range(len(mean)) for j in range(i + 1, len(mean))
            if mean[j] - mean[i] > math.hypot(ci[i], ci[j])]
@@ -213,10 +238,10 @@ def monotone_statement(values: Sequence, mean: Sequence[float],
     return None
   best = values[int(np.argmin(mean))]
   a, b = rises[0]
-  return (f"error is not monotone along {axis}: it is lowest at {axis}={best} and "
+  return (f"the {metric} is not monotone along {axis}: it is lowest at {axis}={best} and "
           f"higher at {axis}={b} than at {axis}={a} beyond the 95% CIs, so a "
-          "decreasing curve (every model fitted here) misdescribes this axis; the fit "
-          "below is shown for completeness only.")
+          "decreasing curve (every model fitted here) misdescribes this axis; the fits "
+          "below describe its decreasing part at best.")
 
 
 def _meta_section(res: dict, metric: str) -> list[str]:
@@ -225,7 +250,8 @@ def _meta_section(res: dict, metric: str) -> list[str]:
     pts = ", ".join(f"{axis}={v}: {_pm(m, c)} at {_f(f)} FLOPs" for v, m, c, f in zip(
         entry["values"], entry["mean"], entry["ci95"], entry["meta_training_flops"]))
     lines.append(f"- {axis}: {pts}.")
-    mono = monotone_statement(entry["values"], entry["mean"], entry["ci95"], axis)
+    mono = monotone_statement(entry["values"], entry["mean"], entry["ci95"], axis,
+                              metric)
     if mono:
       lines.append(f"- Note: {mono}")
     if "fits" in entry:
