@@ -43,15 +43,18 @@ def _fill_flops(rows: list[dict]) -> None:
 def meta_step_table(rows: list[dict]) -> list[str]:
   _fill_flops(rows)
   out = ["| algorithm | K | remat | tasks via | conv | s/step (min–max) | meta-steps/s | "
-         "compile s | GFLOP/step | GFLOP/s | peak RSS GB | load before / after |",
+         "compile s (CPU s) | GFLOP/step | GFLOP/s | peak RSS GB | load before / after |",
          "|" + " --- |" * 12]
   for r in rows:
     s = r["settings"]
     alg = s["algorithm"] + (" (first_order)" if s["first_order"] else "")
+    compile_s = f"{r['compile_s']:.1f}"
+    if "compile_cpu_s" in r:
+      compile_s += f" ({r['compile_cpu_s']:.1f})"
     out.append(
         f"| {alg} | {s['K']} | {'yes' if s['remat'] else 'no'} | {s['task_map']} | "
         f"{s['conv_impl']} | {r['median_s']:.2f} ({r['min_s']:.2f}–{r['max_s']:.2f}) | "
-        f"{r['meta_steps_per_s']:.2f} | {r['compile_s']:.1f} | "
+        f"{r['meta_steps_per_s']:.2f} | {compile_s} | "
         f"{r['flops_per_step'] / 1e9:.1f} | {r['achieved_gflops']:.1f} | "
         f"{r['peak_rss_bytes'] / 1e9:.2f} | {_load(r)} |")
   return out
@@ -81,6 +84,17 @@ def roofline_table(rows: list[dict]) -> list[str]:
   return out
 
 
+def compare_table(rows: list[dict]) -> list[str]:
+  out = ["| algorithm | K | tasks via | lax.map batch | conv | s/step (min–max) | "
+         "speedup vs first of its group | compile s | load |", "|" + " --- |" * 9]
+  for r in rows:
+    s = r["settings"]
+    out.append(f"| {s['algorithm']} | {s['K']} | {s['task_map']} | {s['map_batch']} | "
+               f"{s['conv_impl']} | {r['median_s']:.2f} ({r['min_s']:.2f}–{r['max_s']:.2f})"
+               f" | {r['speedup']:.2f} | {r['compile_s']:.1f} | {r['loadavg'][0]:.1f} |")
+  return out
+
+
 def render() -> str:
   parts = []
   meta = _rows("meta_step.jsonl")
@@ -90,6 +104,12 @@ def render() -> str:
               f"{r0['backend']}, jax {r0['jax']}). Load = 1-minute load average.", ""]
     parts += ["### Meta-step: omniglot-5w1s, meta-batch 32", ""]
     parts += meta_step_table(meta) + [""]
+  cmp_rows = _rows("compare.jsonl")
+  if cmp_rows:
+    parts += ["### Interleaved comparisons (one process, A B C A B C …, meta-batch 32)",
+              "", "Each group's first row is its reference; `python -m "
+              "benchmarks.meta_step --compare=FIELD=V1,V2,...`.", ""]
+    parts += compare_table(cmp_rows) + [""]
   ev = _rows("eval_curve.jsonl")
   if ev:
     parts += ["### Evaluation: whole accuracy curve k = 0..K in one pass", ""]
