@@ -49,6 +49,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.outer = ml_collections.ConfigDict(dict(
       optimizer="adam", lr=1e-3, schedule="constant", b1=0.9, b2=0.999))
   c.meta_batch = 25
+  c.task_map = "auto"  # 'vmap' | 'map' (lax.map) over tasks; 'auto': map on CPU.
   c.num_steps = 70000
   c.log_every = 500
   c.checkpoint_every = 5000
@@ -86,6 +87,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(c.outer.schedule in ("constant", "linear"), "outer.schedule",
          f"{c.outer.schedule!r} not in ('constant', 'linear')")
   _check(c.eval.episodes >= 1, "eval.episodes", "must be >= 1")
+  _check(c.task_map in ("auto", "vmap", "map"), "task_map",
+         f"{c.task_map!r} not in ('auto', 'vmap', 'map')")
   _check(c.eval.split in ("train", "val", "test"), "eval.split",
          f"{c.eval.split!r} not in ('train', 'val', 'test')")
   if c.task == "sinusoid":

@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from metalearn import inner as inner_lib
+from metalearn import outer
 from metalearn.inner import InnerConfig
 from metalearn.learner import Learner
 
@@ -48,9 +49,10 @@ class EvalResult:
 
 
 def make_eval_batch(learner: Learner, inner: InnerConfig, task_family,
-                    eval_steps: Sequence[int], batch: int):
+                    eval_steps: Sequence[int], batch: int, task_map: str = "auto"):
   """A compiled ``(theta, data, key) -> metrics [batch, P]`` over fresh episodes."""
   eval_steps = tuple(eval_steps)
+  task_map = outer.resolve_task_map(task_map)
 
   def one(theta, episode):
     _, curve = inner_lib.adapt_curve(
@@ -60,14 +62,14 @@ def make_eval_batch(learner: Learner, inner: InnerConfig, task_family,
 
   def run(theta, data, key):
     episodes = task_family.sample(key, data, batch)
-    return jax.vmap(one, in_axes=(None, 0))(theta, episodes)
+    return outer.map_over_tasks(lambda ep: one(theta, ep), task_map)(episodes)
 
   return jax.jit(run)
 
 
 def evaluate(theta: Params, *, learner: Learner, inner: InnerConfig, task_family,
              data: Any, eval_steps: Sequence[int], episodes: int, batch: int,
-             key: jax.Array, log_fn=None) -> EvalResult:
+             key: jax.Array, log_fn=None, task_map: str = "auto") -> EvalResult:
   """Adapts on ``episodes`` fresh episodes and scores each at every ``eval_steps``.
 
   Args:
@@ -81,12 +83,13 @@ def evaluate(theta: Params, *, learner: Learner, inner: InnerConfig, task_family
     batch: episodes per compiled call.
     key: PRNG key; batch ``i`` uses ``fold_in(key, i)``.
     log_fn: optional ``f(done, total)`` progress callback.
+    task_map: how episodes are mapped ('auto', 'vmap', 'map'; see ``outer``).
 
   Returns:
     The per-episode results.
   """
   batch = min(batch, episodes)
-  run = make_eval_batch(learner, inner, task_family, eval_steps, batch)
+  run = make_eval_batch(learner, inner, task_family, eval_steps, batch, task_map)
   chunks = []
   n_batches = -(-episodes // batch)
   for i in range(n_batches):

@@ -33,7 +33,7 @@ from metalearn.metrics_writer import MetricWriter
 # Keys that may change between a run and its resumption (length, logging, evaluation).
 RESUMABLE_KEYS = ("num_steps", "log_every", "checkpoint_every", "keep_checkpoints",
                   "val", "eval", "data.path", "data.cache_dir", "data.num_workers",
-                  "data.download", "model.conv_impl", "inner.remat")
+                  "data.download", "model.conv_impl", "inner.remat", "task_map")
 
 
 class TrainingDiverged(MetalearnError):
@@ -129,7 +129,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> outer.MetaState:
   step_fn = outer.make_meta_step(
       learner=learner, algorithm=config.algorithm, inner=builders.build_inner(config),
       optimizer=optimizer, task_family=family, meta_batch=config.meta_batch,
-      task_sharding=None if shardings is None else shardings[0])
+      task_sharding=None if shardings is None else shardings[0],
+      task_map=config.task_map)
   train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
   val = _make_validation(config, learner) if config.val.every else None
   writer = MetricWriter(workdir, resume_step=start)
@@ -191,7 +192,8 @@ def _make_validation(config, learner):
                                  data=data, eval_steps=(0, k),
                                  episodes=config.val.episodes,
                                  batch=min(config.eval.batch, config.val.episodes),
-                                 key=jax.random.fold_in(key, step))
+                                 key=jax.random.fold_in(key, step),
+                                 task_map=config.task_map)
     out = {}
     for metric in result.values:
       for i, kk in enumerate(result.eval_steps):
@@ -258,7 +260,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       theta, learner=learner, inner=inner, task_family=family, data=data,
       eval_steps=steps, episodes=config.eval.episodes, batch=config.eval.batch,
       key=jax.random.key(config.eval.seed),
-      log_fn=lambda d, n: logging.info("evaluated %d/%d episodes", d, n))
+      log_fn=lambda d, n: logging.info("evaluated %d/%d episodes", d, n),
+      task_map=config.task_map)
   episode = jax.eval_shape(lambda k: family.sample_one(k, data) if hasattr(
       family, "sample_one") else jax.tree.map(lambda x: x[0], family.sample(k, data, 1)),
                            jax.random.key(0))

@@ -24,14 +24,15 @@ def _state(optimizer, seed=0):
   return outer.init_state(theta, optimizer)
 
 
-@pytest.mark.parametrize("algorithm", ["maml", "fomaml", "reptile"])
-def test_vmapped_meta_step_equals_average_of_per_task_loop(algorithm):
+@pytest.mark.parametrize("algorithm,task_map", [
+    ("maml", "vmap"), ("maml", "map"), ("fomaml", "vmap"), ("reptile", "map")])
+def test_vmapped_meta_step_equals_average_of_per_task_loop(algorithm, task_map):
   optimizer = optax.sgd(0.1)
   inner = InnerConfig(steps=2, lr=0.05)
   meta_batch = 6
   step = outer.make_meta_step(learner=LEARNER, algorithm=algorithm, inner=inner,
                               optimizer=optimizer, task_family=FAMILY,
-                              meta_batch=meta_batch, jit=False)
+                              meta_batch=meta_batch, task_map=task_map, jit=False)
   state = _state(optimizer)
   key = jax.random.key(3)
   new_state, metrics = step(state, None, key, jnp.bool_(True))
