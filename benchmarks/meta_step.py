@@ -17,16 +17,15 @@ it is extrapolated from the exact counts at K = 1 and 2, since a meta-step's flo
 affine in K. Peak memory is the process's peak RSS on CPU (so run one configuration
 per process to compare memory) and the device's peak bytes on GPU.
 
-``--task_map=map`` replaces the meta-step's ``vmap`` over tasks by ``lax.map`` (a
-sequential loop over tasks, ``--map_batch`` tasks vmapped per trip) in a copy of
-``outer.make_meta_step``; it exists to measure that alternative.
+``--task_map`` is ``outer.make_meta_step``'s: ``vmap`` or ``lax.map`` over tasks
+(``auto``: map on CPU). Flops are counted on the vmap form (same maths; XLA would count
+the body of ``lax.map``'s loop over tasks once).
 """
 
 import collections
 import contextlib
 import dataclasses
 import datetime
-import functools
 import glob
 import gzip
 import json
@@ -41,12 +40,10 @@ from typing import Any
 from absl import app
 from absl import flags
 import jax
-from jax import lax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from metalearn import algorithms
 from metalearn import compute
 from metalearn import learner as learner_lib
 from metalearn import outer
@@ -79,8 +76,7 @@ class Settings:
   dtype: str = "float32"
   conv_impl: str = "auto"
   bn_mode: str = "transductive"
-  task_map: str = "vmap"
-  map_batch: int = 1
+  task_map: str = "auto"
   steps: int = 10
   warmup: int = 2
   count_flops: bool = True
@@ -101,29 +97,6 @@ class _CastFamily:
                       query_x=ep.query_x.astype(self.dtype))
 
 
-def _map_meta_step(*, learner, algorithm, inner, optimizer, task_family, meta_batch,
-                   map_batch):
-  """``outer.make_meta_step`` with ``lax.map`` over tasks instead of ``vmap``."""
-  meta_grad = functools.partial(algorithms.get(algorithm), learner=learner, inner=inner)
-
-  def step(state, data, key, log):
-    key = jax.random.fold_in(key, state.step)
-    k_tasks, k_alg = jax.random.split(key)
-    episodes = task_family.sample(k_tasks, data, meta_batch)
-    task_keys = jax.random.split(k_alg, meta_batch)
-    grads_T, aux_T = lax.map(lambda a: meta_grad(state.theta, *a), (episodes, task_keys),
-                             batch_size=map_batch if map_batch > 1 else None)
-    grads = jax.tree.map(lambda g: g.mean(0), grads_T)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.theta)
-    theta = optax.apply_updates(state.theta, updates)
-    metrics = jax.tree.map(lambda m: m.mean(0), aux_T)
-    metrics.update(outer.pre_adaptation_metrics(learner, state.theta, episodes, log))
-    # replace(), not the constructor: fields outer.MetaState may gain stay as they are.
-    return state.replace(step=state.step + 1, theta=theta, opt_state=opt_state), metrics
-
-  return jax.jit(step, donate_argnums=0)
-
-
 def build(s: Settings):
   """The jitted meta-step and its example arguments ``(state, data, key, log)``."""
   make_model, image_shape = MODELS[s.model]
@@ -137,14 +110,9 @@ def build(s: Settings):
   if dtype != jnp.float32:
     family = _CastFamily(family, dtype)
   optimizer = optax.adam(1e-3)
-  kwargs = dict(learner=learner, algorithm=s.algorithm, inner=inner,
-                optimizer=optimizer, task_family=family, meta_batch=s.meta_batch)
-  if s.task_map == "vmap":
-    step = outer.make_meta_step(**kwargs)
-  elif s.task_map == "map":
-    step = _map_meta_step(**kwargs, map_batch=s.map_batch)
-  else:
-    raise ValueError(f"task_map={s.task_map!r}: expected 'vmap' or 'map'")
+  step = outer.make_meta_step(learner=learner, algorithm=s.algorithm, inner=inner,
+                              optimizer=optimizer, task_family=family,
+                              meta_batch=s.meta_batch, task_map=s.task_map)
   images = np.random.RandomState(s.seed).randint(
       0, 256, (s.classes, s.examples) + image_shape, np.uint8)
   data = jax.device_put(images)
@@ -170,8 +138,9 @@ def _without_pre_adaptation_metrics():
 def _count_flops(s: Settings) -> float:
   """XLA's flops of one meta-step, every inner step counted (see the docstring)."""
   def count(k):
+    # vmap: the same maths as lax.map, whose loop over tasks XLA would count once.
     with _without_pre_adaptation_metrics():
-      step, args = build(dataclasses.replace(s, K=k))
+      step, args = build(dataclasses.replace(s, K=k, task_map="vmap"))
       args = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), args)
       return compute.compiled_flops(step, *args, unroll_scans=True)
   if s.K <= 2:
@@ -328,8 +297,8 @@ def define_flags() -> None:
   flags.DEFINE_enum("model", "omniglot", list(MODELS), "Conv net variant.")
   flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Params and inputs.")
   flags.DEFINE_string("conv_impl", "auto", "Convolution formulation (layers.CONV_IMPLS).")
-  flags.DEFINE_enum("task_map", "vmap", ["vmap", "map"], "How tasks are batched.")
-  flags.DEFINE_integer("map_batch", 1, "Tasks vmapped per lax.map trip.")
+  flags.DEFINE_enum("task_map", "auto", list(outer.TASK_MAPS),
+                    "Tasks via vmap or lax.map (outer.make_meta_step; auto: map on CPU).")
   flags.DEFINE_integer("steps", 10, "Timed meta-steps (median reported).")
   flags.DEFINE_integer("warmup", 2, "Untimed meta-steps after compilation.")
   flags.DEFINE_bool("count_flops", True, "Count flops (compiles 1-2 more programs).")

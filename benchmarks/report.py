@@ -89,7 +89,7 @@ def compare_table(rows: list[dict]) -> list[str]:
          "speedup vs first of its group | compile s | load |", "|" + " --- |" * 9]
   for r in rows:
     s = r["settings"]
-    out.append(f"| {s['algorithm']} | {s['K']} | {s['task_map']} | {s['map_batch']} | "
+    out.append(f"| {s['algorithm']} | {s['K']} | {s['task_map']} | {s.get('map_batch', 1)} | "
                f"{s['conv_impl']} | {r['median_s']:.2f} ({r['min_s']:.2f}–{r['max_s']:.2f})"
                f" | {r['speedup']:.2f} | {r['compile_s']:.1f} | {r['loadavg'][0]:.1f} |")
   return out

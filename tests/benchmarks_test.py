@@ -34,6 +34,7 @@ def test_meta_step_main_prints_one_json_line_with_the_expected_keys(tmp_path):
 def test_flop_count_is_affine_in_K_so_extrapolation_is_exact():
   # K = 3 is extrapolated from the counts at K = 1, 2; compare with a direct count.
   s = meta_step.Settings(model="tiny", algorithm="fomaml", K=3, ways=2, queries=1,
+                         task_map="vmap",
                          meta_batch=1,
                          conv_impl="im2col")
   with meta_step._without_pre_adaptation_metrics():
