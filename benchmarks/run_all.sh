@@ -19,13 +19,21 @@ snapshot() { echo "== $1: $(date -u +%FT%TZ)"; uptime; top -bn1 | sed -n '7,12p'
 snapshot start > "$R/load.txt"
 
 : > "$R/meta_step.jsonl"
+# task_map defaults to outer.make_meta_step's 'auto' (lax.map on CPU).
 for args in "--algorithm=maml --K=1" "--algorithm=fomaml --K=1" \
             "--algorithm=maml --K=5" "--algorithm=fomaml --K=5" \
             "--algorithm=maml --K=5 --remat" "--algorithm=reptile --K=5" \
-            "--algorithm=maml --K=1 --task_map=map" "--algorithm=maml --K=5 --task_map=map" \
-            "--algorithm=fomaml --K=5 --task_map=map"; do
+            "--algorithm=maml --K=1 --task_map=vmap" "--algorithm=maml --K=5 --task_map=vmap"; do
   # shellcheck disable=SC2086
   $PY -m benchmarks.meta_step $args --steps="$STEPS" --out="$R/meta_step.jsonl"
+done
+
+# Interleaved comparisons (ratios that survive a drifting machine).
+: > "$R/compare.jsonl"
+for args in "--K=1 --compare=task_map=vmap,map" "--K=1 --compare=conv_impl=im2col,patches" \
+            "--K=5 --compare=algorithm=maml,fomaml"; do
+  # shellcheck disable=SC2086
+  $PY -m benchmarks.meta_step $args --steps=6 --out="$R/compare.jsonl"
 done
 
 : > "$R/eval_curve.jsonl"
