@@ -2,6 +2,22 @@
 
 import ml_collections
 
+from metalearn import builders
+
+OMNIGLOT_PATH = "../shared/data/omniglot"  # Relative to the repository root.
+
+
+def omniglot_base() -> ml_collections.ConfigDict:
+  """Omniglot on the MAML split (rotations for meta-training) with MAML's conv net."""
+  c = builders.base_config()
+  c.task = "images"
+  c.data.name = "omniglot"
+  c.data.path = OMNIGLOT_PATH
+  c.data.protocol = "maml"
+  c.data.rotations = True
+  c.model.name = "conv4_omniglot"
+  return c
+
 
 def parse_args(arg: str) -> dict[str, str]:
   """``'5way1shot,smoke,steps=10'`` -> ``{'5way1shot': '', 'smoke': '', 'steps': '10'}``."""

@@ -16,18 +16,11 @@ Characters: 1100 meta-train (×4 rotations as new classes), 100 meta-val, 423 me
 """
 
 from experiments import common
-from metalearn import builders
 
 
 def get_config(arg: str = ""):
   args = common.parse_args(arg)
-  c = builders.base_config()
-  c.task = "images"
-  c.data.name = "omniglot"
-  c.data.path = "../shared/data/omniglot"
-  c.data.protocol = "maml"
-  c.data.rotations = True
-  c.model.name = "conv4_omniglot"
+  c = common.omniglot_base()
   c.algorithm = "fomaml" if "fomaml" in args else "maml"
   twenty = any(a.startswith("20way") for a in args)
   c.ways = 20 if twenty else 5

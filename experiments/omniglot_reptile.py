@@ -14,16 +14,11 @@ steps). Variants: ``smoke``.
 """
 
 from experiments import common
-from metalearn import builders
 
 
 def get_config(arg: str = ""):
   args = common.parse_args(arg)
-  c = builders.base_config()
-  c.task = "images"
-  c.data.name = "omniglot"
-  c.data.path = "../shared/data/omniglot"
-  c.model.name = "conv4_omniglot"
+  c = common.omniglot_base()
   c.bn_mode = "transductive"
   c.algorithm = "reptile"
   c.ways, c.shots, c.queries = 5, 10, 1
