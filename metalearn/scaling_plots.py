@@ -33,8 +33,11 @@ def _test_time_panel(ax, tt: dict, metric: str) -> None:
   ax.errorbar(c[fitted], y[fitted], ci[fitted], fmt="o", color="k", ms=4, capsize=2,
               label="measured (95% CI)", zorder=5)
   if (~fitted).any():
+    off = ", ".join(f"k={kk}: {yy:.3g}" for kk, yy in zip(k[~fitted], y[~fitted]))
     ax.errorbar(c[~fitted], y[~fitted], ci[~fitted], fmt="o", mfc="white", color="k",
-                ms=4, capsize=2, label="not fitted (k=0)", zorder=5)
+                ms=4, capsize=2, label=f"not fitted ({off}; may be off scale)", zorder=5)
+    lo, hi = (y - ci)[fitted].min(), (y + ci)[fitted].max()
+    ax.set_ylim(lo / 1.3, hi * 1.3)  # Scale to the fitted points, not the k=0 outlier.
   for kk, cc, yy in zip(k, c, y):
     ax.annotate(f"k={kk}", (cc, yy), textcoords="offset points", xytext=(3, 4),
                 fontsize=6)
