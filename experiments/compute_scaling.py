@@ -4,12 +4,13 @@ r"""Compute scaling: few-shot error against inner-loop compute, and compute agai
   python -m experiments.compute_scaling --config=experiments/compute_scaling.py:omniglot \
       --workdir=/work/runs/cs_omniglot
   python -m experiments.compute_scaling --config=experiments/compute_scaling.py:smoke \
-      --workdir=/tmp/cs_smoke                                             # ~30 s
+      --workdir=/tmp/cs_smoke
   ... --mode=report   # only regenerate rows, fits, plots and report from finished points
 
-Variants (comma-separated): ``sinusoid`` (default: MAML, no download, ~6-8 min on a
-busy 2-core CPU), ``omniglot`` (5-way 1-shot, first-order MAML, ~1 h), ``smoke``
-(seconds, for CI), ``steps=N`` (meta-steps per point). Any key can be overridden, e.g.
+Variants (comma-separated): ``sinusoid`` (default: MAML, no download; 6m22s measured
+on the 2-core CPU at load average 3.4-4.6), ``omniglot`` (5-way 1-shot, first-order
+MAML; 60 min at load 4-9), ``smoke`` (CI: 31 s at load 3.4), ``steps=N`` (meta-steps
+per setting). Any key can be overridden, e.g.
 ``--config.run.num_steps=500``.
 
 One trained model per setting on a star around the base point: train-time inner steps
