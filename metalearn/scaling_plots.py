@@ -7,6 +7,7 @@
 """
 
 import os
+import textwrap
 from typing import Sequence
 
 import matplotlib
@@ -143,8 +144,26 @@ def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
   ax_m.grid(alpha=0.3, which="both")
 
 
-def plot_all(rows: Sequence[dict], fits: dict, out_dir: str) -> list[str]:
-  """Writes the plots into ``out_dir`` and returns their file names."""
+def _save(fig, path: str, footer: str) -> None:
+  """Saves with the provenance footer: every figure says when, where and beside what."""
+  if footer:
+    chars = int(fig.get_figwidth() * 72 / (5.5 * 0.62))  # Characters per line at 5.5 pt.
+    text = textwrap.fill(footer, chars)
+    fig.text(0.005, 0.004, text, fontsize=5.5, color="0.35", va="bottom")
+    fig.tight_layout(rect=(0, 0.02 + 0.11 * (text.count("\n") + 1) / fig.get_figheight(),
+                           1, 1))
+  else:
+    fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def plot_all(rows: Sequence[dict], fits: dict, out_dir: str, footer: str = ""
+             ) -> list[str]:
+  """Writes the plots into ``out_dir`` and returns their file names.
+
+  ``footer`` (date, machine, load, other processes) is printed under every figure.
+  """
   metrics = fits["metrics"]
   names = []
   fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 4.8),
@@ -152,18 +171,14 @@ def plot_all(rows: Sequence[dict], fits: dict, out_dir: str) -> list[str]:
   for ax, metric in zip(axes[0], metrics):
     _test_time_panel(ax, fits[metric]["test_time"], metric)
   fig.suptitle("Test-time compute: base model adapted for k inner steps", fontsize=10)
-  fig.tight_layout()
-  fig.savefig(os.path.join(out_dir, "test_time.png"), dpi=110)
-  plt.close(fig)
+  _save(fig, os.path.join(out_dir, "test_time.png"), footer)
   names.append("test_time.png")
 
   fig, axes = plt.subplots(len(metrics), 2, figsize=(12, 4.5 * len(metrics)),
                            squeeze=False)
   for row, metric in zip(axes, metrics):
     _iso_panels(row[0], row[1], rows, fits, metric)
-  fig.tight_layout()
-  fig.savefig(os.path.join(out_dir, "iso_flop.png"), dpi=110)
-  plt.close(fig)
+  _save(fig, os.path.join(out_dir, "iso_flop.png"), footer)
   names.append("iso_flop.png")
 
   metric = metrics[0]
@@ -183,8 +198,6 @@ def plot_all(rows: Sequence[dict], fits: dict, out_dir: str) -> list[str]:
     if ax.get_legend_handles_labels()[0]:
       ax.legend(fontsize=6)
     ax.grid(alpha=0.3, which="both")
-  fig.tight_layout()
-  fig.savefig(os.path.join(out_dir, "axes.png"), dpi=110)
-  plt.close(fig)
+  _save(fig, os.path.join(out_dir, "axes.png"), footer)
   names.append("axes.png")
   return names

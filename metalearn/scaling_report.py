@@ -385,7 +385,10 @@ def write_outputs(workdir: str, *, metrics: Sequence[str], analysis: dict,
   _json(os.path.join(workdir, "fits.json"), fits)
   plot_dir = os.path.join(workdir, "plots")
   os.makedirs(plot_dir, exist_ok=True)
-  plots = scaling_plots.plot_all(rows, fits, plot_dir)
+  prov = context.get("provenance") or {}
+  footer = "; ".join(f"{k}: {v}" for k, v in prov.items()
+                     if k in ("date", "machine") or "load" in k or "other" in k)
+  plots = scaling_plots.plot_all(rows, fits, plot_dir, footer=footer)
   text = markdown(fits, dict(context, plots=plots))
   with open(os.path.join(workdir, "report.md"), "w") as f:
     f.write(text)
