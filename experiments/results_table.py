@@ -1,7 +1,7 @@
 r"""Markdown table of published vs reproduced results, read from committed result dirs.
 
-Each result dir holds what a run wrote: ``config.json``, ``run.json`` (command, date,
-machine, wall time) and ``eval/rows_step<S>_seed<E>.jsonl`` (and its checkpoint). A
+Each result dir holds what a run wrote: ``config.json``, ``progress.json`` (training
+seconds summed over resumed invocations), ``run.json`` (commands, dates, machine) and ``eval/rows_step<S>_seed<E>.jsonl`` (and its checkpoint). A
 ``published.json`` beside them names the paper's figure: ``{"setting": ..., "published":
 "98.7 ± 0.4", "source": "Finn et al. 2017"}``.
 
@@ -27,7 +27,7 @@ def final_accuracy_row(result_dir: str) -> dict:
 
 def table(result_dirs: list[str]) -> str:
   lines = ["| setting | published | ours (95% CI) | meta-iterations | train K / test K "
-           "| wall time | date | machine | command |",
+           "| training wall time | date | machine | evaluation command |",
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
   for d in result_dirs:
     pub = json.load(open(os.path.join(d, "published.json")))
@@ -35,11 +35,14 @@ def table(result_dirs: list[str]) -> str:
     row = final_accuracy_row(d)
     first = run["invocations"][0]
     machine = first["machine"]
+    progress = os.path.join(d, "progress.json")
+    train_time = (f"{json.load(open(progress))['train_seconds'] / 3600:.2f} h"
+                  if os.path.exists(progress) else "not recorded")
     lines.append(
         f"| {pub['setting']} | {pub['published']} ({pub['source']}) | "
         f"{100 * row['mean']:.2f} ± {100 * row['ci95']:.2f} ({row['episodes']} episodes) | "
         f"{row['checkpoint_step']} | {row['k_train']} / {row['k']} | "
-        f"{run['total_seconds'] / 3600:.2f} h | {first['date'][:10]} | "
+        f"{train_time} | {first['date'][:10]} | "
         f"{machine['cpu_count']}-core {machine['cpu']}, {machine['backend']} | "
         f"`{first['command']}` |")
   return "\n".join(lines)

@@ -134,6 +134,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> outer.MetaState:
   train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
   val = _make_validation(config, learner) if config.val.every else None
   writer = MetricWriter(workdir, resume_step=start)
+  progress = _Progress(workdir, resumed=restored is not None)
 
   t0, s0 = time.time(), start
   for step in range(start, config.num_steps):
@@ -160,12 +161,34 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> outer.MetaState:
       writer.write(done, val(state.theta, done))
     if save:
       checkpoints.save(mngr, done, state)
+      progress.write(done)
     if log:
       t0, s0 = time.time(), done  # Validation and saving are not meta-steps.
   mngr.wait_until_finished()
   mngr.close()
   writer.close()
   return state
+
+
+class _Progress:
+  """``<workdir>/progress.json``: the last checkpointed step and the training seconds
+  spent to reach it, summed over every invocation, including ones that were killed
+  (whose time after their last checkpoint is redone, so not counted)."""
+
+  def __init__(self, workdir: str, resumed: bool):
+    self.path = os.path.join(workdir, "progress.json")
+    self.before = 0.0
+    if resumed and os.path.exists(self.path):
+      with open(self.path) as f:
+        self.before = float(json.load(f).get("train_seconds", 0.0))
+    self.start = time.time()
+
+  def write(self, step: int) -> None:
+    if jax.process_index() != 0:
+      return
+    info = dict(step=step, train_seconds=round(self.before + time.time() - self.start, 1),
+                updated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    _atomic_write(self.path, json.dumps(info) + "\n")
 
 
 def _check_finite(state: outer.MetaState, mngr) -> None:

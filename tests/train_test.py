@@ -79,6 +79,8 @@ def test_killed_run_resumes_to_bitwise_identical_parameters(tmp_path):
   assert logged == sorted(set(logged)), "resume must not duplicate metric rows"
   run = json.load(open(workdir / "run.json"))
   assert len(run["invocations"]) == 1  # The killed invocation never finished.
+  progress = json.load(open(workdir / "progress.json"))
+  assert progress["step"] == steps and progress["train_seconds"] > 0
 
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_last_checkpoint(tmp_path):
