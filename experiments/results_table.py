@@ -2,8 +2,9 @@ r"""Markdown table of published vs reproduced results, read from committed resul
 
 Each result dir holds what a run wrote: ``config.json``, ``progress.json`` (training
 seconds summed over resumed invocations), ``run.json`` (commands, dates, machine),
-``eval/rows_step<S>_seed<E>.jsonl`` and the checkpoint. A ``published.json`` beside them names the paper's figure: ``{"setting": ..., "published":
-"98.7 ± 0.4", "source": "Finn et al. 2017"}``.
+``eval/rows_step<S>_seed<E>.jsonl`` and the checkpoint. A ``published.json`` beside
+them names the paper's figure: ``{"setting": ..., "published": "98.7 ± 0.4",
+"source": "Finn et al. 2017"}``.
 
   python -m experiments.results_table results/omniglot_*
 """
