@@ -229,17 +229,12 @@ def _make_validation(config, learner):
 def restore_theta(config: ml_collections.ConfigDict, workdir: str,
                   step: Optional[int] = None) -> tuple[Any, int]:
   """The meta-parameters of checkpoint ``step`` (default latest) in ``workdir``."""
-  family = builders.build_task_family(config)
-  data = builders.load_data(config, "train") if config.task == "sinusoid" else None
-  if config.task != "sinusoid":
-    # Initialisation only needs shapes: build them from the episode spec, no data.
-    shape = (config.ways * config.shots,) + _image_shape(config)
-    template = outer.init_state(
-        builders.build_learner(config).init(jax.random.key(0), jnp.zeros(shape)),
-        builders.build_outer_optimizer(config))
-  else:
-    template = init_state(config, builders.build_learner(config), family, data,
-                          builders.build_outer_optimizer(config))
+  # The template only needs shapes: build them from the episode spec, not the data.
+  shape = ((config.shots, 1) if config.task == "sinusoid"
+           else (config.ways * config.shots,) + _image_shape(config))
+  template = outer.init_state(
+      builders.build_learner(config).init(jax.random.key(0), jnp.zeros(shape)),
+      builders.build_outer_optimizer(config))
   if not os.path.isdir(os.path.join(workdir, "checkpoints")):
     raise CheckpointError(f"--workdir={workdir}: no checkpoints/ directory to evaluate")
   mngr = checkpoints.manager(workdir)
@@ -285,9 +280,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       key=jax.random.key(config.eval.seed),
       log_fn=lambda d, n: logging.info("evaluated %d/%d episodes", d, n),
       task_map=config.task_map)
-  episode = jax.eval_shape(lambda k: family.sample_one(k, data) if hasattr(
-      family, "sample_one") else jax.tree.map(lambda x: x[0], family.sample(k, data, 1)),
-                           jax.random.key(0))
+  episode = jax.eval_shape(
+      lambda k: jax.tree.map(lambda x: x[0], family.sample(k, data, 1)), jax.random.key(0))
   adapt_flops = flops_lib.adaptation_flops(learner, inner, episode, list(steps))
   settings = builders.config_summary(config)
   settings.update(
