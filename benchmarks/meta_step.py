@@ -12,7 +12,7 @@ synthetic uint8 array ``[100, 20, H, W, Ch]``, so no dataset is needed.
 The step is lowered and compiled explicitly (``compile_s``), run ``--warmup`` times,
 then timed ``--steps`` times with ``block_until_ready`` after each; ``median_s`` is the
 median. ``flops_per_step`` is XLA's count of the compiled step with the inner scan
-unrolled (XLA counts a loop body once otherwise, see ``metalearn.compute``); for K > 2
+unrolled (XLA counts a loop body once otherwise, see ``metalearn.flops``); for K > 2
 it is extrapolated from the exact counts at K = 1 and 2, since a meta-step's flops are
 affine in K. Peak memory is the process's peak RSS on CPU (so run one configuration
 per process to compare memory) and the device's peak bytes on GPU.
@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from metalearn import compute
+from metalearn import flops
 from metalearn import learner as learner_lib
 from metalearn import outer
 from metalearn.inner import InnerConfig
@@ -80,6 +80,7 @@ class Settings:
   steps: int = 10
   warmup: int = 2
   count_flops: bool = True
+  unroll: bool = False  # Unrolled inner scan, for counting flops (no flag).
   classes: int = 100
   examples: int = 20
   seed: int = 0
@@ -105,7 +106,7 @@ def build(s: Settings):
       make_model(s.ways, conv_impl=s.conv_impl, param_dtype=dtype), "xent",
       bn_mode=s.bn_mode)
   inner = InnerConfig(steps=s.K, lr=s.inner_lr, first_order=s.first_order,
-                      remat=s.remat)
+                      remat=s.remat, unroll=s.unroll)
   family = sampling.ImageTaskFamily(s.ways, s.shots, s.queries)
   if dtype != jnp.float32:
     family = _CastFamily(family, dtype)
@@ -140,13 +141,10 @@ def _count_flops(s: Settings) -> float:
   def count(k):
     # vmap: the same maths as lax.map, whose loop over tasks XLA would count once.
     with _without_pre_adaptation_metrics():
-      step, args = build(dataclasses.replace(s, K=k, task_map="vmap"))
+      step, args = build(dataclasses.replace(s, K=k, task_map="vmap", unroll=True))
       args = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), args)
-      return compute.compiled_flops(step, *args, unroll_scans=True)
-  if s.K <= 2:
-    return count(s.K)
-  f1, f2 = count(1), count(2)
-  return f1 + (s.K - 1) * (f2 - f1)
+      return flops.program_flops(step, *args, compiled=True)
+  return flops.at_steps(count, s.K)
 
 
 def peak_memory_bytes() -> dict[str, Any]:

@@ -1,15 +1,23 @@
-"""FLOPs of adaptation and of meta-training, read from XLA's cost analysis.
+"""FLOPs of a program, of adaptation and of meta-training, from XLA's cost analysis.
 
-XLA's cost analysis counts a loop body once whatever its trip count, so a program
-with a ``lax.scan`` over K inner steps reports the FLOPs of one step. We therefore
-lower the program with the scan unrolled at two step counts, k1 < k2, and use that
+Counts are XLA's: a matmul ``[m, k] @ [k, n]`` counts ``2·m·n·k``, elementwise ops one
+per output element, a ``lax.cond`` its costliest branch — and, the trap, a ``while``
+loop's body ONCE whatever its trip count (checked on XLA:CPU, jax 0.10.2: a 5-step
+``lax.scan`` of a matmul counts one matmul). The inner loop is a ``lax.scan``, so a
+K-step adaptation would be counted as one step. We therefore build the program with
+the scan unrolled (``InnerConfig.unroll``) at two step counts, k1 < k2, and use that
 every inner step costs the same: ``F(K) = F(k1) + (K − k1)·(F(k2) − F(k1))/(k2 − k1)``.
-Lowering (no compilation) takes milliseconds, so this is cheap for any model.
+This keeps the cost of counting flat in K.
+
+``program_flops`` counts the lowered program (milliseconds, what the experiments use)
+or the compiled one (after XLA's simplifications and fusion, what the benchmarks turn
+into achieved GFLOP/s).
 """
 
 import dataclasses
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
+import warnings
 
 import jax
 
@@ -19,14 +27,41 @@ from metalearn.inner import InnerConfig
 from metalearn.learner import Learner
 
 
-def lowered_flops(fn: Callable, *args) -> float:
-  """FLOPs of ``jax.jit(fn)(*args)`` from the cost analysis of its lowered program."""
-  analysis = jax.jit(fn).lower(*args).cost_analysis()
-  if isinstance(analysis, (list, tuple)):
-    analysis = analysis[0] if analysis else {}
-  if not analysis or "flops" not in analysis:
+def _cost_dict(cost: Any) -> Mapping[str, float]:
+  """Normalises ``cost_analysis()``: jax versions return a dict or a list of dicts."""
+  if cost is None:
+    return {}
+  if isinstance(cost, Mapping):
+    return cost
+  if isinstance(cost, (list, tuple)):
+    merged: dict[str, float] = {}
+    for part in cost:  # One dict per computation/device; sum what is summable.
+      for k, v in (part or {}).items():
+        if isinstance(v, (int, float)):
+          merged[k] = merged.get(k, 0.0) + float(v)
+    return merged
+  raise TypeError(f"unexpected cost_analysis() result of type {type(cost).__name__}")
+
+
+def program_flops(fn: Callable, *args, compiled: bool = False) -> float:
+  """XLA's FLOPs of one call of ``jax.jit(fn)(*args)``; loop bodies count once.
+
+  Args:
+    fn: a function, jitted or not.
+    *args: example arguments (arrays or ``jax.ShapeDtypeStruct``).
+    compiled: count the compiled program instead of the lowered one (costs a compile).
+
+  Returns:
+    The flop count, or NaN (with a warning) when the backend reports none.
+  """
+  lowered = jax.jit(fn).lower(*args)
+  cost = _cost_dict((lowered.compile() if compiled else lowered).cost_analysis())
+  if "flops" not in cost:
+    warnings.warn("XLA cost analysis has no 'flops' entry on backend "
+                  f"{jax.default_backend()!r}; returning NaN", RuntimeWarning,
+                  stacklevel=2)
     return float("nan")
-  return float(analysis["flops"])
+  return float(cost["flops"])
 
 
 def linear_in_steps(flops_at: Callable[[int], float], k1: int = 1, k2: int = 2
@@ -35,6 +70,14 @@ def linear_in_steps(flops_at: Callable[[int], float], k1: int = 1, k2: int = 2
   f1, f2 = flops_at(k1), flops_at(k2)
   per_step = (f2 - f1) / (k2 - k1)
   return f1 - k1 * per_step, per_step
+
+
+def at_steps(flops_at: Callable[[int], float], steps: int) -> float:
+  """``flops_at(steps)``, counted directly up to 2 steps and extrapolated beyond."""
+  if steps <= 2:
+    return flops_at(steps)
+  base, per_step = linear_in_steps(flops_at)
+  return base + steps * per_step
 
 
 def adaptation_flops(learner: Learner, inner: InnerConfig, episode: Any,
@@ -60,7 +103,7 @@ def adaptation_flops(learner: Learner, inner: InnerConfig, episode: Any,
                                    cfg=cfg)
       return learner.query_loss(adapted, episode)[0]
 
-    return lowered_flops(fn, theta, episode)
+    return program_flops(fn, theta, episode)
 
   base, per_step = linear_in_steps(at)
   return [base + k * per_step for k in steps]
@@ -82,9 +125,6 @@ def meta_step_flops(learner: Learner, algorithm: str, inner: InnerConfig, episod
     fn = functools.partial(meta_grad, learner=learner, inner=cfg)
     batched = lambda t, eps: jax.vmap(fn, in_axes=(None, 0, None))(
         t, eps, jax.random.key(0))
-    return lowered_flops(batched, theta, episodes)
+    return program_flops(batched, theta, episodes)
 
-  if inner.steps <= 2:
-    return at(inner.steps)
-  base, per_step = linear_in_steps(at)
-  return base + inner.steps * per_step
+  return at_steps(at, inner.steps)

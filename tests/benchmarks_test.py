@@ -1,6 +1,7 @@
 """Benchmarks: the meta-step benchmark runs end to end on a miniature config and its
 JSON line has every key the README tables read."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import sys
 import pytest
 
 from benchmarks import meta_step
-from metalearn import compute
+from metalearn import flops
 
 TINY = ["--model=tiny", "--algorithm=maml", "--K=1", "--ways=2", "--queries=2",
         "--meta_batch=2", "--steps=2", "--warmup=1", "--conv_impl=im2col"]
@@ -38,6 +39,6 @@ def test_flop_count_is_affine_in_K_so_extrapolation_is_exact():
                          meta_batch=1,
                          conv_impl="im2col")
   with meta_step._without_pre_adaptation_metrics():
-    step, args = meta_step.build(s)
-    direct = compute.compiled_flops(step, *args, unroll_scans=True)
+    step, args = meta_step.build(dataclasses.replace(s, unroll=True))
+    direct = flops.program_flops(step, *args, compiled=True)
   assert meta_step._count_flops(s) == pytest.approx(direct, rel=1e-3)
