@@ -5,9 +5,10 @@ r"""Reptile on Omniglot (Nichol, Achiam & Schulman 2018, Table 1 and Appendix A)
 10 training shots per class, outer step size 1.0 linearly annealed to 0, meta-batch 5,
 100,000 meta-iterations.
 
-Difference from the paper: the paper's inner loop draws minibatches of 10 from the 50
-training examples; ours takes full-batch steps on them (same examples, same number of
-steps). Variants: ``smoke``.
+Each training inner step sees a minibatch of 10 of the 50 support examples, drawn as
+the paper's code draws them (``algorithms.reptile.minibatch_indices``); evaluation
+adapts on the whole 5-example support set (the paper's eval batch of 5). Variants:
+``smoke``.
 
   python -m launch.main --config=experiments/omniglot_reptile.py \
       --config.data.path=../shared/data/omniglot --workdir=/tmp/omniglot_reptile
@@ -26,6 +27,7 @@ def get_config(arg: str = ""):
   c.inner.optimizer = "adam"
   c.inner.lr = 1e-3
   c.inner.adam_b1 = 0.0
+  c.inner.batch_size = 10
   c.outer.optimizer = "sgd"
   c.outer.lr = 1.0
   c.outer.schedule = "linear"

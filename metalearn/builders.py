@@ -45,7 +45,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.algorithm = "maml"
   c.inner = ml_collections.ConfigDict(dict(
       steps=1, lr=0.01, optimizer="sgd", first_order=False, remat=False,
-      adam_b1=0.0, adam_b2=0.999))
+      adam_b1=0.0, adam_b2=0.999,
+      batch_size=0))  # Support examples per training inner step (reptile); 0: all.
   c.outer = ml_collections.ConfigDict(dict(
       optimizer="adam", lr=1e-3, schedule="constant", b1=0.9, b2=0.999))
   c.meta_batch = 25
@@ -79,6 +80,10 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(c.inner.steps >= 0, "inner.steps", f"{c.inner.steps} must be >= 0")
   _check(c.algorithm != "reptile" or c.inner.steps >= 1,
          "inner.steps", "reptile needs at least one inner step")
+  _check(c.inner.batch_size == 0 or (c.algorithm == "reptile" and
+                                     1 <= c.inner.batch_size <= c.ways * c.shots),
+         "inner.batch_size", f"{c.inner.batch_size}: 0 (whole support set), or for "
+         f"reptile 1..ways*shots = {c.ways * c.shots}")
   for key in ("ways", "shots", "queries", "meta_batch", "num_steps", "log_every",
               "checkpoint_every"):
     _check(c[key] >= 1, key, f"{c[key]} must be >= 1")
@@ -118,12 +123,15 @@ def build_learner(c: ml_collections.ConfigDict, ways: Optional[int] = None) -> L
 
 
 def build_inner(c: ml_collections.ConfigDict, *, steps: Optional[int] = None,
-                lr: Optional[float] = None) -> InnerConfig:
+                lr: Optional[float] = None, evaluation: bool = False) -> InnerConfig:
+  """The training inner loop, or with ``evaluation`` the test-time one (whole support
+  set per step, as the papers evaluate)."""
   return InnerConfig(
       steps=c.inner.steps if steps is None else steps,
       lr=c.inner.lr if not lr else lr, optimizer=c.inner.optimizer,
       first_order=c.inner.first_order or c.algorithm == "fomaml",
-      remat=c.inner.remat, adam_b1=c.inner.adam_b1, adam_b2=c.inner.adam_b2)
+      remat=c.inner.remat, adam_b1=c.inner.adam_b1, adam_b2=c.inner.adam_b2,
+      batch_size=0 if evaluation else c.inner.batch_size)
 
 
 def build_outer_optimizer(c: ml_collections.ConfigDict) -> optax.GradientTransformation:

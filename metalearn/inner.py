@@ -35,6 +35,9 @@ class InnerConfig:
     adam_b2: Adam's β2 for the inner loop.
     unroll: unroll the scan (for FLOP counting: XLA's cost analysis counts a loop
       body once whatever its trip count).
+    batch_size: support examples per inner step, 0 for the whole support set.
+      Minibatches are drawn by the algorithm (Reptile's, see
+      ``algorithms.reptile.minibatch_indices``) and passed to ``adapt`` as ``batches``.
   """
 
   steps: int = 1
@@ -45,6 +48,7 @@ class InnerConfig:
   adam_b1: float = 0.0
   adam_b2: float = 0.999
   unroll: bool = False
+  batch_size: int = 0
 
   def __post_init__(self):
     if self.optimizer not in INNER_OPTIMIZERS:
@@ -52,6 +56,8 @@ class InnerConfig:
                        f"{INNER_OPTIMIZERS}")
     if self.steps < 0:
       raise ValueError(f"inner steps={self.steps}: must be >= 0")
+    if self.batch_size < 0:
+      raise ValueError(f"inner batch_size={self.batch_size}: must be >= 0")
 
   def make_optimizer(self) -> optax.GradientTransformation:
     if self.optimizer == "sgd":
@@ -62,9 +68,10 @@ class InnerConfig:
 def _make_step(loss_fn: LossFn, cfg: InnerConfig, opt: optax.GradientTransformation):
   """One inner step on the carry ``(params, opt_state)``; emits the pre-step loss."""
 
-  def step(carry, _):
+  def step(carry, batch):
     params, opt_state = carry
-    (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    loss_at = loss_fn if batch is None else lambda p: loss_fn(p, batch)
+    (loss, _), grads = jax.value_and_grad(loss_at, has_aux=True)(params)
     if cfg.first_order:
       grads = lax.stop_gradient(grads)
     updates, opt_state = opt.update(grads, opt_state, params)
@@ -75,14 +82,17 @@ def _make_step(loss_fn: LossFn, cfg: InnerConfig, opt: optax.GradientTransformat
   return step
 
 
-def adapt(theta: Params, loss_fn: LossFn, *, cfg: InnerConfig
-          ) -> tuple[Params, jax.Array]:
+def adapt(theta: Params, loss_fn: Callable[..., tuple[jax.Array, Any]], *,
+          cfg: InnerConfig, batches: Any = None) -> tuple[Params, jax.Array]:
   """Adapts ``theta`` by ``cfg.steps`` steps on ``loss_fn``.
 
   Args:
     theta: initial parameters (the meta-parameters).
-    loss_fn: ``params -> (loss, aux)``, the support loss of one task.
+    loss_fn: ``params -> (loss, aux)``, the support loss of one task; with
+      ``batches``, ``(params, batch) -> (loss, aux)``.
     cfg: the inner-loop configuration.
+    batches: optional pytree with a leading axis of ``cfg.steps``; step ``k`` is taken
+      on ``loss_fn(params, batch_k)`` (minibatch inner steps).
 
   Returns:
     ``(adapted_params, support_losses_K)``, where ``support_losses_K[k]`` is the support
@@ -90,7 +100,7 @@ def adapt(theta: Params, loss_fn: LossFn, *, cfg: InnerConfig
   """
   opt = cfg.make_optimizer()
   step = _make_step(loss_fn, cfg, opt)
-  (params, _), losses_K = lax.scan(step, (theta, opt.init(theta)), None,
+  (params, _), losses_K = lax.scan(step, (theta, opt.init(theta)), batches,
                                    length=cfg.steps, unroll=cfg.unroll)
   return params, losses_K
 
@@ -115,6 +125,9 @@ def adapt_curve(theta: Params, loss_fn: LossFn, eval_fn: Callable[[Params], Any]
     ``(adapted_params, metrics)`` with a leading axis of ``len(eval_steps)`` on every
     leaf of the metrics.
   """
+  if cfg.batch_size:
+    raise ValueError(f"adapt_curve adapts on the whole support set; got inner "
+                     f"batch_size={cfg.batch_size}")
   eval_steps = tuple(int(k) for k in eval_steps)
   if not eval_steps or list(eval_steps) != sorted(set(eval_steps)) or eval_steps[0] < 0:
     raise ValueError(f"eval_steps={eval_steps}: need distinct increasing steps >= 0")

@@ -67,8 +67,13 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
     with open(path) as f:
       old = json.load(f)
     old_flat, new_flat = _flatten(old), _flatten(new)
+    # A key added to the schema after the checkpoints were written is compatible
+    # while it holds its default (which keeps the earlier behaviour).
+    defaults = _flatten(json.loads(builders.base_config().to_json_best_effort()))
     changed = sorted(k for k in set(old_flat) | set(new_flat)
                      if old_flat.get(k) != new_flat.get(k)
+                     and not (k not in old_flat and k in defaults
+                              and new_flat.get(k) == defaults[k])
                      and not any(k == r or k.startswith(r + ".") for r in RESUMABLE_KEYS))
     if changed:
       raise CheckpointError(
@@ -207,7 +212,7 @@ def _make_validation(config, learner):
   family = builders.eval_task_family(config)
   data = builders.load_data(config, "val", family)
   k = config.val.steps or config.eval.steps
-  inner = builders.build_inner(config, lr=config.eval.inner_lr)
+  inner = builders.build_inner(config, lr=config.eval.inner_lr, evaluation=True)
   key = jax.random.fold_in(jax.random.key(config.seed), 2)
 
   def run(theta, step):
@@ -271,7 +276,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   family = builders.eval_task_family(config)
   data = builders.load_data(config, config.eval.split, family)
   learner = builders.build_learner(config)
-  inner = builders.build_inner(config, lr=config.eval.inner_lr)
+  inner = builders.build_inner(config, lr=config.eval.inner_lr, evaluation=True)
   steps = builders.eval_steps(config)
   t0 = time.time()
   result = evaluation.evaluate(

@@ -143,6 +143,76 @@ def test_reptile_adam_moves_towards_support_minimum():
   assert np.linalg.norm(adapted - a) < 0.1 * np.linalg.norm(theta_np - a)
 
 
+@pytest.mark.parametrize("n,b,steps", [(50, 10, 5), (5, 3, 4), (6, 6, 2)])
+def test_minibatch_indices_are_consecutive_slices_of_shuffled_passes(n, b, steps):
+  idx = np.asarray(algorithms.reptile.minibatch_indices(jax.random.key(3), n, b, steps))
+  assert idx.shape == (steps, b)
+  flat = idx.reshape(-1)
+  for start in range(0, len(flat), n):  # Each pass is a permutation (the last partial).
+    block = flat[start:start + n]
+    assert len(set(block.tolist())) == len(block) and block.min() >= 0 and block.max() < n
+  again = algorithms.reptile.minibatch_indices(jax.random.key(3), n, b, steps)
+  other = algorithms.reptile.minibatch_indices(jax.random.key(4), n, b, steps)
+  np.testing.assert_array_equal(idx, again)
+  if n > 2:
+    assert not np.array_equal(idx, np.asarray(other))
+  with pytest.raises(ValueError, match="batch_size"):
+    algorithms.reptile.minibatch_indices(jax.random.key(3), n, n + 1, steps)
+
+
+def _reptile_mlp_problem():
+  key = jax.random.key(5)
+  learner = learner_lib.Learner(mlp.MLP((8, 8)), "mse")
+  episode = jax.tree.map(lambda x: x[0],
+                         SinusoidTasks(shots=10, queries=5).sample(key, None, 1))
+  return learner, episode, learner.init(key, episode.support_x)
+
+
+def test_reptile_minibatch_steps_match_a_hand_written_adam_loop():
+  learner, episode, theta = _reptile_mlp_problem()
+  inner = InnerConfig(steps=4, lr=0.01, optimizer="adam", adam_b1=0.0, adam_b2=0.999,
+                      batch_size=3)
+  key = jax.random.key(7)
+  grads, _ = algorithms.reptile_meta_grad(theta, episode, key, learner=learner,
+                                          inner=inner)
+  idx = np.asarray(algorithms.reptile.minibatch_indices(key, 10, 3, 4))
+  p, v = theta, jax.tree.map(jnp.zeros_like, theta)
+  for t in range(1, 5):  # Adam with β1 = 0, written out.
+    batch = episode.replace(support_x=episode.support_x[idx[t - 1]],
+                            support_y=episode.support_y[idx[t - 1]])
+    g = jax.grad(lambda q: learner.support_loss(q, batch)[0])(p)
+    v = jax.tree.map(lambda v, g: 0.999 * v + 0.001 * g * g, v, g)
+    p = jax.tree.map(lambda p, g, v: p - 0.01 * g / (jnp.sqrt(v / (1 - 0.999 ** t)) + 1e-8),
+                     p, g, v)
+  expected = jax.tree.map(lambda a, b: a - b, theta, p)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+               grads, expected)
+  full, _ = algorithms.reptile_meta_grad(theta, episode, key, learner=learner,
+                                         inner=dataclasses.replace(inner, batch_size=0))
+  assert not np.allclose(jax.tree.leaves(full)[0], jax.tree.leaves(grads)[0])
+
+
+def test_reptile_with_the_whole_support_as_minibatch_is_full_batch_reptile():
+  # A batch of all n examples is a permutation of the support set: same mean loss.
+  learner, episode, theta = _reptile_mlp_problem()
+  inner = InnerConfig(steps=3, lr=0.02, optimizer="adam")
+  full, _ = algorithms.reptile_meta_grad(theta, episode, jax.random.key(0),
+                                         learner=learner, inner=inner)
+  shuffled, _ = algorithms.reptile_meta_grad(
+      theta, episode, jax.random.key(0), learner=learner,
+      inner=dataclasses.replace(inner, batch_size=10))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7),
+               full, shuffled)
+
+
+@pytest.mark.parametrize("name", ["maml", "fomaml"])
+def test_minibatch_inner_steps_are_refused_outside_reptile(name):
+  learner, episode, theta = _reptile_mlp_problem()
+  with pytest.raises(ValueError, match="batch_size=3"):
+    algorithms.get(name)(theta, episode, jax.random.key(0), learner=learner,
+                         inner=InnerConfig(steps=1, lr=0.01, batch_size=3))
+
+
 def test_remat_gives_the_same_gradients():
   key = jax.random.key(2)
   learner = learner_lib.Learner(conv4.Conv4(3, filters=4, depth=2), "xent")

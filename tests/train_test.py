@@ -110,6 +110,11 @@ def test_bad_inputs_fail_with_one_line_and_nothing_overwritten(tmp_path):
   with pytest.raises(ConfigError, match="config.algorithm"):
     c.algorithm = "mamll"
     train.train(c, str(tmp_path / "b"))
+  for algorithm, batch in (("maml", 2), ("reptile", 10 ** 6)):
+    c = _config(100)
+    c.algorithm, c.inner.batch_size = algorithm, batch
+    with pytest.raises(ConfigError, match="config.inner.batch_size"):
+      train.train(c, str(tmp_path / "c"))
 
 
 def test_incompatible_checkpoint_is_refused(tmp_path):
@@ -123,6 +128,22 @@ def test_incompatible_checkpoint_is_refused(tmp_path):
   assert open(tmp_path / "config.json").read() == before
   os.remove(tmp_path / "config.json")  # Without the config guard, orbax's check holds.
   with pytest.raises(CheckpointError, match="does not match"):
+    train.train(other, str(tmp_path))
+
+
+def test_keys_added_to_the_schema_later_resume_at_their_default(tmp_path):
+  c = _config(100)
+  train.train(c, str(tmp_path))
+  path = tmp_path / "config.json"
+  saved = json.loads(path.read_text())
+  del saved["inner"]["batch_size"]  # As written before the key existed.
+  path.write_text(json.dumps(saved))
+  c.num_steps = 110
+  assert int(train.train(c, str(tmp_path)).step) == 110
+  path.write_text(json.dumps(saved))
+  other = _config(110)
+  other.algorithm, other.inner.batch_size = "reptile", 2
+  with pytest.raises(CheckpointError, match="config.inner.batch_size"):
     train.train(other, str(tmp_path))
 
 

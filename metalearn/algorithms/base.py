@@ -24,6 +24,13 @@ class MetaGradFn(Protocol):
     ...
 
 
+def require_full_support(inner: InnerConfig, algorithm: str) -> None:
+  """Refuses minibatch inner steps in an algorithm that adapts on the whole support."""
+  if inner.batch_size:
+    raise ValueError(f"{algorithm} adapts on the whole support set; inner "
+                     f"batch_size={inner.batch_size} is only supported by reptile")
+
+
 def post_adaptation_metrics(learner: Learner, adapted: Params, episode: Episode,
                             support_losses_K: jax.Array, query_metrics: dict) -> dict:
   """The metrics every algorithm reports for one task, outside any gradient."""
