@@ -1,53 +1,158 @@
-r"""Markdown table of published vs reproduced results, read from committed result dirs.
+r"""Published vs reproduced results, and their learning curves, from committed result dirs.
 
-Each result dir holds what a run wrote: ``config.json``, ``progress.json`` (training
-seconds summed over resumed invocations), ``run.json`` (commands, dates, machine),
-``eval/rows_step<S>_seed<E>.jsonl`` and the checkpoint. A ``published.json`` beside
-them names the paper's figure: ``{"setting": ..., "published": "98.7 ± 0.4",
-"source": "Finn et al. 2017"}``.
+Each result dir holds what a run wrote: ``config.json``, ``metrics.jsonl`` (training and
+validation metrics), ``progress.json`` (training seconds summed over resumed
+invocations), ``run.json`` (commands, dates, machine), ``eval/rows_step<S>_seed<E>.jsonl``
+and the checkpoint. A ``published.json`` beside them names the paper's figure:
+``{"setting": ..., "published": "98.7 ± 0.4", "source": "Finn et al. 2017"}``.
 
-  python -m experiments.results_table results/omniglot_*
+  python -m experiments.results_table results/omniglot_*                # the table
+  python -m experiments.results_table --plot=results/omniglot_curves.png results/omniglot_*
 """
 
+import datetime
 import glob
 import json
 import os
-import sys
+import re
+import shlex
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from metalearn import scaling_plots
+from metalearn import train
+
+_PLOT = flags.DEFINE_string("plot", "", "Also write the learning curves to this PNG.")
+_EVAL_FILE = re.compile(r"rows_step(\d+)_seed(\d+)\.jsonl$")
+
+
+def evaluations(result_dir: str) -> list[tuple[int, int, dict]]:
+  """``(step, seed, accuracy row at the largest test-time k)`` of every evaluation."""
+  out = []
+  for path in glob.glob(os.path.join(result_dir, "eval", "rows_step*_seed*.jsonl")):
+    step, seed = map(int, _EVAL_FILE.search(path).groups())
+    with open(path) as f:
+      acc = [r for r in map(json.loads, f) if r["metric"] == "accuracy"]
+    out.append((step, seed, max(acc, key=lambda r: r["k"])))
+  return sorted(out, key=lambda e: (e[0], e[1]))
 
 
 def final_accuracy_row(result_dir: str) -> dict:
-  """The accuracy row at the largest test-time step of the latest evaluation."""
-  files = glob.glob(os.path.join(result_dir, "eval", "rows_step*_seed*.jsonl"))
-  if not files:
-    raise FileNotFoundError(f"{result_dir}: no eval/rows_step*_seed*.jsonl")
-  latest = max(files, key=lambda p: int(os.path.basename(p).split("_")[1][4:]))
-  rows = [json.loads(l) for l in open(latest)]
-  acc = [r for r in rows if r["metric"] == "accuracy"]
-  return max(acc, key=lambda r: r["k"])
+  """The accuracy row at the largest test-time step of the latest checkpoint's
+  evaluation on the config's evaluation seed."""
+  config = _json(result_dir, "config.json")
+  evals = [e for e in evaluations(result_dir) if e[1] == config["eval"]["seed"]]
+  if not evals:
+    raise FileNotFoundError(f"{result_dir}: no eval/rows_step*_seed"
+                            f"{config['eval']['seed']}.jsonl")
+  return evals[-1][2]
+
+
+def commands(result_dir: str) -> tuple[str, str]:
+  """(train-or-resume command, re-evaluate-on-a-fresh-seed command) of a result dir,
+  from the first recorded invocation without its mode and seed flags."""
+  first = _json(result_dir, "run.json")["invocations"][0]["command"]
+  args = [a for a in shlex.split(first)
+          if not a.startswith(("--mode=", "--config.eval.seed=", "--checkpoint_step="))]
+  train_cmd = shlex.join(args)
+  seed = _json(result_dir, "config.json")["eval"]["seed"] + 1
+  return train_cmd, f"{train_cmd} --mode=evaluate --config.eval.seed={seed}"
+
+
+def _json(result_dir: str, name: str) -> dict:
+  with open(os.path.join(result_dir, name)) as f:
+    return json.load(f)
 
 
 def table(result_dirs: list[str]) -> str:
-  lines = ["| setting | published | ours (95% CI) | meta-iterations | train K / test K "
-           "| training wall time | date | machine | evaluation command |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+  lines = ["| setting | published | ours (95% CI) | meta-iterations (of the paper's) "
+           "| train K / test K | training wall time | date | machine |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
   for d in result_dirs:
-    pub = json.load(open(os.path.join(d, "published.json")))
-    run = json.load(open(os.path.join(d, "run.json")))
+    pub, config = _json(d, "published.json"), _json(d, "config.json")
+    first = _json(d, "run.json")["invocations"][0]
     row = final_accuracy_row(d)
-    first = run["invocations"][0]
     machine = first["machine"]
-    progress = os.path.join(d, "progress.json")
-    train_time = (f"{json.load(open(progress))['train_seconds'] / 3600:.2f} h"
-                  if os.path.exists(progress) else "not recorded")
+    seconds = train.train_seconds_at(d, row["checkpoint_step"])
+    train_time = "not recorded" if seconds is None else f"{seconds / 3600:.2f} h"
     lines.append(
         f"| {pub['setting']} | {pub['published']} ({pub['source']}) | "
         f"{100 * row['mean']:.2f} ± {100 * row['ci95']:.2f} ({row['episodes']} episodes) | "
-        f"{row['checkpoint_step']} | {row['k_train']} / {row['k']} | "
-        f"{train_time} | {first['date'][:10]} | "
-        f"{machine['cpu_count']}-core {machine['cpu']}, {machine['backend']} | "
-        f"`{first['command']}` |")
+        f"{row['checkpoint_step']:,} of {config['num_steps']:,} | "
+        f"{row['k_train']} / {row['k']} | {train_time} | {first['date'][:10]} | "
+        f"{machine['cpu_count']}-core {machine['cpu']}, {machine['backend']} |")
+  lines.append("")
+  lines.append("Commands (the first resumes or continues training and then evaluates; "
+               "the second re-evaluates the committed parameters on a fresh seed):")
+  lines.append("")
+  for d in result_dirs:
+    train_cmd, eval_cmd = commands(d)
+    lines += [f"- `{os.path.basename(d)}`:", "  ```bash", f"  {train_cmd}", f"  {eval_cmd}",
+              "  ```"]
   return "\n".join(lines)
 
 
+def _published(text: str) -> tuple[float, float]:
+  mean, ci = (float(x) for x in re.findall(r"[\d.]+", text)[:2])
+  return mean, ci
+
+
+def plot_learning_curves(result_dirs: list[str], path: str) -> None:
+  """One panel per result dir: smoothed training query accuracy after adaptation,
+  validation accuracy, test evaluations with 95% CIs, and the published band."""
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, axes = plt.subplots(1, len(result_dirs), figsize=(4.2 * len(result_dirs), 3.4),
+                           squeeze=False)
+  machines = set()
+  for ax, d in zip(axes[0], result_dirs):
+    pub, config = _json(d, "published.json"), _json(d, "config.json")
+    machines.add(_json(d, "run.json")["invocations"][0]["machine"]["cpu"])
+    with open(os.path.join(d, "metrics.jsonl")) as f:
+      rows = [json.loads(l) for l in f]
+    logged = [(r["step"], r["query_accuracy_post"]) for r in rows
+              if "query_accuracy_post" in r]
+    if logged:
+      s, a = map(np.asarray, zip(*sorted(logged)))
+      w = min(10, len(a))
+      ax.plot(s[w - 1:], 100 * np.convolve(a, np.ones(w) / w, "valid"), lw=0.8,
+              color="0.6", label=f"train query acc. (mean of {w} logs)")
+    val = sorted((r["step"], v) for r in rows for k, v in r.items()
+                 if k.startswith("val/query_accuracy_k") and not k.endswith("_k0"))
+    if val:
+      s, a = zip(*val)
+      ax.plot(s, 100 * np.asarray(a), "s-", ms=3, color="C1", label="validation")
+    evals = [e for e in evaluations(d) if e[1] == config["eval"]["seed"]]
+    if evals:
+      ax.errorbar([e[0] for e in evals], [100 * e[2]["mean"] for e in evals],
+                  [100 * e[2]["ci95"] for e in evals], fmt="o", ms=4, color="C0",
+                  capsize=2, label=f"test, {evals[-1][2]['episodes']} episodes")
+    mean, ci = _published(pub["published"])
+    ax.axhspan(mean - ci, mean + ci, color="C2", alpha=0.25,
+               label=f"published {pub['published']}")
+    ax.set_xlim(0, config["num_steps"])
+    ax.set_ylim(max(0, min([mean - 10] + [100 * e[2]["mean"] - 5 for e in evals])), 100.5)
+    ax.set_xlabel("meta-iteration (x-axis: the paper's full run)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(pub["setting"], fontsize=7, wrap=True)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, loc="lower right")
+  footer = (f"Drawn {datetime.date.today().isoformat()} by experiments/results_table.py "
+            f"from the committed files in {', '.join(result_dirs)}; training ran on "
+            f"{', '.join(sorted(machines))} (CPU only), sharing its two cores with "
+            "other runs (loads in run.json).")
+  scaling_plots.save_figure(fig, path, footer)
+
+
+def main(argv):
+  result_dirs = argv[1:]
+  if not result_dirs:
+    raise app.UsageError("give one or more result dirs")
+  print(table(result_dirs))
+  if _PLOT.value:
+    plot_learning_curves(result_dirs, _PLOT.value)
+
+
 if __name__ == "__main__":
-  print(table(sys.argv[1:]))
+  app.run(main)

@@ -144,7 +144,7 @@ def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
   ax_m.grid(alpha=0.3, which="both")
 
 
-def _save(fig, path: str, footer: str) -> None:
+def save_figure(fig, path: str, footer: str) -> None:
   """Saves with the provenance footer: every figure says when, where and beside what."""
   if footer:
     chars = int(fig.get_figwidth() * 72 / (5.5 * 0.62))  # Characters per line at 5.5 pt.
@@ -171,14 +171,14 @@ def plot_all(rows: Sequence[dict], fits: dict, out_dir: str, footer: str = ""
   for ax, metric in zip(axes[0], metrics):
     _test_time_panel(ax, fits[metric]["test_time"], metric)
   fig.suptitle("Test-time compute: base model adapted for k inner steps", fontsize=10)
-  _save(fig, os.path.join(out_dir, "test_time.png"), footer)
+  save_figure(fig, os.path.join(out_dir, "test_time.png"), footer)
   names.append("test_time.png")
 
   fig, axes = plt.subplots(len(metrics), 2, figsize=(12, 4.5 * len(metrics)),
                            squeeze=False)
   for row, metric in zip(axes, metrics):
     _iso_panels(row[0], row[1], rows, fits, metric)
-  _save(fig, os.path.join(out_dir, "iso_flop.png"), footer)
+  save_figure(fig, os.path.join(out_dir, "iso_flop.png"), footer)
   names.append("iso_flop.png")
 
   metric = metrics[0]
@@ -198,6 +198,6 @@ def plot_all(rows: Sequence[dict], fits: dict, out_dir: str, footer: str = ""
     if ax.get_legend_handles_labels()[0]:
       ax.legend(fontsize=6)
     ax.grid(alpha=0.3, which="both")
-  _save(fig, os.path.join(out_dir, "axes.png"), footer)
+  save_figure(fig, os.path.join(out_dir, "axes.png"), footer)
   names.append("axes.png")
   return names

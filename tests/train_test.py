@@ -81,6 +81,12 @@ def test_killed_run_resumes_to_bitwise_identical_parameters(tmp_path):
   assert len(run["invocations"]) == 1  # The killed invocation never finished.
   progress = json.load(open(workdir / "progress.json"))
   assert progress["step"] == steps and progress["train_seconds"] > 0
+  hist_steps, hist_seconds = zip(*progress["history"])
+  assert killed_at in hist_steps and hist_steps[-1] == steps
+  assert list(hist_steps) == sorted(set(hist_steps)), "redone checkpoints appear once"
+  assert all(s % 100 == 0 for s in hist_steps) and list(hist_seconds) == sorted(hist_seconds)
+  assert train.train_seconds_at(str(workdir), killed_at) == dict(progress["history"])[killed_at]
+  assert train.train_seconds_at(str(workdir), 7) is None
 
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_last_checkpoint(tmp_path):
