@@ -1,0 +1,47 @@
+"""results_table: the README row and commands come from a result dir's own files."""
+
+import json
+
+from experiments import results_table
+
+
+def _result_dir(tmp_path):
+  d = tmp_path / "omniglot_x"
+  (d / "eval").mkdir(parents=True)
+  cmd = ("python -m launch.main --config=experiments/omniglot.py:5way1shot "
+         "--workdir=results/omniglot_x --mode=evaluate --config.eval.seed=1")
+  machine = dict(cpu="Some CPU", cpu_count=2, backend="cpu")
+  (d / "run.json").write_text(json.dumps(dict(invocations=[dict(
+      command=cmd, date="2026-11-22T10:00:00+00:00", machine=machine)])))
+  (d / "config.json").write_text(json.dumps(dict(num_steps=60000, eval=dict(seed=1))))
+  (d / "published.json").write_text(json.dumps(dict(
+      setting="MAML 5w1s", published="98.7 ± 0.4", source="Finn et al. 2017")))
+  (d / "progress.json").write_text(json.dumps(dict(
+      step=2000, train_seconds=900.0, history=[[1000, 450.0], [2000, 900.0]])))
+  row = lambda step, k, mean: dict(metric="accuracy", k=k, mean=mean, ci95=0.003,
+                                   episodes=600, checkpoint_step=step, k_train=1)
+  for step, seed, mean in [(1000, 1, 0.9), (1000, 2, 0.5), (2000, 2, 0.1)]:
+    rows = [row(step, 0, 0.2), row(step, 3, mean), dict(metric="loss", k=3, mean=9.0)]
+    (d / "eval" / f"rows_step{step}_seed{seed}.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in rows))
+  (d / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in [
+      dict(step=500, query_accuracy_post=0.8),
+      dict(step=1000, query_accuracy_post=0.9, **{"val/query_accuracy_k3": 0.88})]))
+  return d
+
+
+def test_row_is_the_latest_evaluation_on_the_configs_seed_with_its_own_time(tmp_path):
+  d = _result_dir(tmp_path)
+  text = results_table.table([str(d)])
+  row = text.splitlines()[2]
+  # Seed 2's later evaluation is a re-evaluation, not the result; 1,000 steps took 450 s.
+  assert "| 90.00 ± 0.30 (600 episodes) | 1,000 of 60,000 | 1 / 3 | 0.12 h |" in row
+  train_cmd, eval_cmd = results_table.commands(str(d))
+  assert "--mode" not in train_cmd and "eval.seed" not in train_cmd
+  assert eval_cmd == train_cmd + " --mode=evaluate --config.eval.seed=2"
+
+
+def test_learning_curve_figure_is_written(tmp_path):
+  d = _result_dir(tmp_path)
+  results_table.plot_learning_curves([str(d)], str(tmp_path / "curves.png"))
+  assert (tmp_path / "curves.png").stat().st_size > 10_000
