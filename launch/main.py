@@ -57,7 +57,7 @@ def main(argv):
       train.evaluate(_CONFIG.value, _WORKDIR.value, step=_STEP.value)
     elif _MODE.value == "train_and_evaluate":
       train.evaluate(_CONFIG.value, _WORKDIR.value, step=int(state.step),
-                     theta=state.theta)
+                     state=state)
   except MetalearnError as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(2)

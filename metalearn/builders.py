@@ -46,7 +46,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.inner = ml_collections.ConfigDict(dict(
       steps=1, lr=0.01, optimizer="sgd", first_order=False, remat=False,
       adam_b1=0.0, adam_b2=0.999,
-      batch_size=0))  # Support examples per training inner step (reptile); 0: all.
+      batch_size=0,  # Support examples per training inner step (reptile); 0: all.
+      carry_state=False))  # Carry the inner Adam state across tasks (reptile).
   c.outer = ml_collections.ConfigDict(dict(
       optimizer="adam", lr=1e-3, schedule="constant", b1=0.9, b2=0.999))
   c.meta_batch = 25
@@ -84,6 +85,9 @@ def validate(c: ml_collections.ConfigDict) -> None:
                                      1 <= c.inner.batch_size <= c.ways * c.shots),
          "inner.batch_size", f"{c.inner.batch_size}: 0 (whole support set), or for "
          f"reptile 1..ways*shots = {c.ways * c.shots}")
+  _check(not c.inner.carry_state or (c.algorithm == "reptile" and
+                                      c.inner.optimizer == "adam"),
+         "inner.carry_state", "needs algorithm='reptile' and inner.optimizer='adam'")
   for key in ("ways", "shots", "queries", "meta_batch", "num_steps", "log_every",
               "checkpoint_every"):
     _check(c[key] >= 1, key, f"{c[key]} must be >= 1")
@@ -131,7 +135,8 @@ def build_inner(c: ml_collections.ConfigDict, *, steps: Optional[int] = None,
       lr=c.inner.lr if not lr else lr, optimizer=c.inner.optimizer,
       first_order=c.inner.first_order or c.algorithm == "fomaml",
       remat=c.inner.remat, adam_b1=c.inner.adam_b1, adam_b2=c.inner.adam_b2,
-      batch_size=0 if evaluation else c.inner.batch_size)
+      batch_size=0 if evaluation else c.inner.batch_size,
+      carry_state=c.inner.carry_state)
 
 
 def build_outer_optimizer(c: ml_collections.ConfigDict) -> optax.GradientTransformation:

@@ -1,9 +1,12 @@
 """Orbax checkpoints of the meta-training state, restored automatically from a workdir.
 
 Orbax writes each step to a temporary directory and renames it when complete, so an
-interrupted save is never read back as a checkpoint.
+interrupted save is never read back as a checkpoint. A dataclass state (``MetaState``)
+is stored as a dict of its fields that are not None, so a field added later with a
+None default (``inner_state``) leaves the earlier checkpoints readable.
 """
 
+import dataclasses
 import os
 from typing import Any, Optional
 
@@ -32,9 +35,11 @@ def restore_latest(mngr: ocp.CheckpointManager, template: Any,
   step = mngr.latest_step() if step is None else step
   if step is None:
     return template, None
-  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _fields(template))
   try:
     state = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+    if dataclasses.is_dataclass(template):
+      state = dataclasses.replace(template, **state)
   except Exception as e:  # Orbax raises several types for structure/shape mismatches.
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     raise CheckpointError(
@@ -56,4 +61,12 @@ def _check_shapes(template, state, where):
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state: Any) -> None:
-  mngr.save(step, args=ocp.args.StandardSave(state))
+  mngr.save(step, args=ocp.args.StandardSave(_fields(state)))
+
+
+def _fields(state: Any) -> Any:
+  """A dataclass as the dict of its fields that are not None; anything else as is."""
+  if not dataclasses.is_dataclass(state):
+    return state
+  return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
+          if getattr(state, f.name) is not None}

@@ -50,26 +50,30 @@ class EvalResult:
 
 def make_eval_batch(learner: Learner, inner: InnerConfig, task_family,
                     eval_steps: Sequence[int], batch: int, task_map: str = "auto"):
-  """A compiled ``(theta, data, key) -> metrics [batch, P]`` over fresh episodes."""
+  """A compiled ``(theta, data, key, inner_state) -> metrics [batch, P]`` over fresh
+  episodes; every episode's inner optimiser starts from ``inner_state`` (None: fresh)."""
   eval_steps = tuple(eval_steps)
   task_map = outer.resolve_task_map(task_map)
 
-  def one(theta, episode):
+  def one(theta, episode, inner_state):
     _, curve = inner_lib.adapt_curve(
         theta, lambda p: learner.support_loss(p, episode),
-        lambda p: learner.query_loss(p, episode)[1], cfg=inner, eval_steps=eval_steps)
+        lambda p: learner.query_loss(p, episode)[1], cfg=inner, eval_steps=eval_steps,
+        opt_state=inner_state)
     return curve
 
-  def run(theta, data, key):
+  def run(theta, data, key, inner_state):
     episodes = task_family.sample(key, data, batch)
-    return outer.map_over_tasks(lambda ep: one(theta, ep), task_map)(episodes)
+    return outer.map_over_tasks(lambda ep: one(theta, ep, inner_state), task_map)(
+        episodes)
 
   return jax.jit(run)
 
 
 def evaluate(theta: Params, *, learner: Learner, inner: InnerConfig, task_family,
              data: Any, eval_steps: Sequence[int], episodes: int, batch: int,
-             key: jax.Array, log_fn=None, task_map: str = "auto") -> EvalResult:
+             key: jax.Array, log_fn=None, task_map: str = "auto",
+             inner_state: Any = None) -> EvalResult:
   """Adapts on ``episodes`` fresh episodes and scores each at every ``eval_steps``.
 
   Args:
@@ -84,6 +88,8 @@ def evaluate(theta: Params, *, learner: Learner, inner: InnerConfig, task_family
     key: PRNG key; batch ``i`` uses ``fold_in(key, i)``.
     log_fn: optional ``f(done, total)`` progress callback.
     task_map: how episodes are mapped ('auto', 'vmap', 'map'; see ``outer``).
+    inner_state: the carried inner-optimiser state every episode starts from
+      (``InnerConfig.carry_state``; ``MetaState.inner_state``), or None.
 
   Returns:
     The per-episode results.
@@ -93,7 +99,7 @@ def evaluate(theta: Params, *, learner: Learner, inner: InnerConfig, task_family
   chunks = []
   n_batches = -(-episodes // batch)
   for i in range(n_batches):
-    chunks.append(run(theta, data, jax.random.fold_in(key, i)))
+    chunks.append(run(theta, data, jax.random.fold_in(key, i), inner_state))
     if log_fn is not None and (i + 1) % max(1, n_batches // 5) == 0:
       log_fn(min((i + 1) * batch, episodes), episodes)
   chunks = jax.device_get(chunks)

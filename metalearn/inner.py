@@ -38,6 +38,11 @@ class InnerConfig:
     batch_size: support examples per inner step, 0 for the whole support set.
       Minibatches are drawn by the algorithm (Reptile's, see
       ``algorithms.reptile.minibatch_indices``) and passed to ``adapt`` as ``batches``.
+    carry_state: the inner optimiser's state is not reset per task: it is carried
+      from task to task through meta-training and handed to evaluation, where every
+      test episode starts from it. This is what the Reptile authors' code does with
+      its inner Adam (its second-moment estimate is part of what is meta-learned);
+      the state lives in ``outer.MetaState.inner_state``.
   """
 
   steps: int = 1
@@ -49,6 +54,7 @@ class InnerConfig:
   adam_b2: float = 0.999
   unroll: bool = False
   batch_size: int = 0
+  carry_state: bool = False
 
   def __post_init__(self):
     if self.optimizer not in INNER_OPTIMIZERS:
@@ -84,7 +90,7 @@ def _make_step(loss_fn: LossFn, cfg: InnerConfig, opt: optax.GradientTransformat
 
 def adapt(theta: Params, loss_fn: Callable[..., tuple[jax.Array, Any]], *,
           cfg: InnerConfig, batches: Any = None) -> tuple[Params, jax.Array]:
-  """Adapts ``theta`` by ``cfg.steps`` steps on ``loss_fn``.
+  """Adapts ``theta`` by ``cfg.steps`` steps on ``loss_fn``, from a fresh optimiser.
 
   Args:
     theta: initial parameters (the meta-parameters).
@@ -98,15 +104,24 @@ def adapt(theta: Params, loss_fn: Callable[..., tuple[jax.Array, Any]], *,
     ``(adapted_params, support_losses_K)``, where ``support_losses_K[k]`` is the support
     loss before step ``k``.
   """
-  opt = cfg.make_optimizer()
-  step = _make_step(loss_fn, cfg, opt)
-  (params, _), losses_K = lax.scan(step, (theta, opt.init(theta)), batches,
-                                   length=cfg.steps, unroll=cfg.unroll)
+  params, _, losses_K = adapt_from(theta, cfg.make_optimizer().init(theta), loss_fn,
+                                   cfg=cfg, batches=batches)
   return params, losses_K
 
 
+def adapt_from(theta: Params, opt_state: Any, loss_fn: Callable[..., tuple[jax.Array, Any]],
+               *, cfg: InnerConfig, batches: Any = None
+               ) -> tuple[Params, Any, jax.Array]:
+  """``adapt`` from a given inner-optimiser state; also returns the final state."""
+  step = _make_step(loss_fn, cfg, cfg.make_optimizer())
+  (params, opt_state), losses_K = lax.scan(step, (theta, opt_state), batches,
+                                           length=cfg.steps, unroll=cfg.unroll)
+  return params, opt_state, losses_K
+
+
 def adapt_curve(theta: Params, loss_fn: LossFn, eval_fn: Callable[[Params], Any], *,
-                cfg: InnerConfig, eval_steps: Sequence[int]) -> tuple[Params, Any]:
+                cfg: InnerConfig, eval_steps: Sequence[int], opt_state: Any = None
+                ) -> tuple[Params, Any]:
   """Adapts for ``max(eval_steps)`` steps, evaluating after each step in ``eval_steps``.
 
   One pass gives the whole metric-vs-steps curve at the cost of its longest point plus
@@ -120,6 +135,8 @@ def adapt_curve(theta: Params, loss_fn: LossFn, eval_fn: Callable[[Params], Any]
     eval_fn: ``params -> metrics pytree`` (e.g. query loss and accuracy).
     cfg: the inner-loop configuration; ``cfg.steps`` is ignored.
     eval_steps: increasing step counts at which to evaluate (0 = before adapting).
+    opt_state: the inner optimiser's starting state (``cfg.carry_state``); default
+      a fresh one.
 
   Returns:
     ``(adapted_params, metrics)`` with a leading axis of ``len(eval_steps)`` on every
@@ -144,7 +161,9 @@ def adapt_curve(theta: Params, loss_fn: LossFn, eval_fn: Callable[[Params], Any]
     carry, _ = step(carry, None)
     return carry, metrics
 
-  (params, _), metrics_K = lax.scan(body, (theta, opt.init(theta)), jnp.asarray(mask_K),
+  if opt_state is None:
+    opt_state = opt.init(theta)
+  (params, _), metrics_K = lax.scan(body, (theta, opt_state), jnp.asarray(mask_K),
                                     unroll=cfg.unroll)
   final = eval_fn(params)
   picked = np.flatnonzero(mask_K)

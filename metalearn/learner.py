@@ -9,6 +9,9 @@ with:
   reference code; every query prediction depends on the other query examples.
 - ``non_transductive``: query examples are normalised with support statistics only
   (the model sees ``concat([support, query])`` and takes statistics from the support).
+- ``transductive_joint``: the query is normalised together with the support set
+  (statistics of ``concat([support, query])``), as in the Reptile authors' transductive
+  evaluation, which classifies the support and query examples in one batch.
 """
 
 import dataclasses
@@ -21,7 +24,7 @@ import optax
 
 from metalearn.tasks.episode import Episode
 
-BN_MODES = ("transductive", "non_transductive")
+BN_MODES = ("transductive", "non_transductive", "transductive_joint")
 LOSSES = ("xent", "mse")
 
 Params = Any
@@ -75,5 +78,6 @@ class Learner:
     else:
       s = episode.support_x.shape[0]
       both = jnp.concatenate([episode.support_x, episode.query_x], axis=0)
-      outputs = self.apply(params, both, num_stats=s)[s:]
+      stats = s if self.bn_mode == "non_transductive" else None
+      outputs = self.apply(params, both, num_stats=stats)[s:]
     return self.score(outputs, episode.query_y)

@@ -14,6 +14,10 @@ want) or ``lax.map`` (one task at a time). On XLA:CPU ``lax.map`` measured 1.7×
 for the Omniglot conv net (benchmarks/README.md): per-task weights make vmapped
 matmuls batched with transposing copies, while mapped tasks run plain matmuls and hold
 one task's activations at a time. ``task_map='auto'`` picks per backend.
+
+With ``inner.carry_state`` (Reptile's carried inner Adam) each task starts from the
+inner-optimiser state the previous task ended with, so the tasks of a meta-batch run in
+sequence (``lax.scan``) whatever ``task_map`` says, as in the Reptile authors' code.
 """
 
 import functools
@@ -59,12 +63,19 @@ class MetaState:
   # The first step whose query loss was not finite, or -1: checked by the training
   # loop only when it logs or saves, yet it names the exact step.
   first_nonfinite: jax.Array
+  # The inner optimiser's state carried across tasks (``InnerConfig.carry_state``);
+  # None when every task starts afresh.
+  inner_state: Any = None
 
 
-def init_state(theta: Params, optimizer: optax.GradientTransformation) -> MetaState:
+def init_state(theta: Params, optimizer: optax.GradientTransformation,
+               inner: Optional[InnerConfig] = None) -> MetaState:
+  """Step 0; ``inner`` with ``carry_state`` adds a fresh carried inner state."""
+  carried = inner is not None and inner.carry_state
   return MetaState(step=jnp.zeros((), jnp.int32), theta=theta,
                    opt_state=optimizer.init(theta),
-                   first_nonfinite=jnp.full((), -1, jnp.int32))
+                   first_nonfinite=jnp.full((), -1, jnp.int32),
+                   inner_state=inner.make_optimizer().init(theta) if carried else None)
 
 
 def make_meta_step(*, learner: Learner, algorithm: str, inner: InnerConfig,
@@ -90,6 +101,28 @@ def make_meta_step(*, learner: Learner, algorithm: str, inner: InnerConfig,
   meta_grad = functools.partial(algorithms.get(algorithm), learner=learner,
                                 inner=inner)
   task_map = resolve_task_map(task_map, sharded=task_sharding is not None)
+  if inner.carry_state:
+    if algorithm != "reptile":
+      raise ValueError(f"inner carry_state is only supported by reptile, not {algorithm}")
+    if task_sharding is not None:
+      raise ValueError("inner carry_state runs the tasks in sequence; it cannot be "
+                       "sharded over devices")
+    carried = functools.partial(algorithms.reptile.reptile_meta_grad_carried,
+                                learner=learner, inner=inner)
+
+  def all_tasks(state, episodes, task_keys):
+    """(per-task grads, per-task metrics, inner state after the meta-batch)."""
+    if not inner.carry_state:
+      per_task = map_over_tasks(lambda ep, k: meta_grad(state.theta, ep, k), task_map)
+      return (*per_task(episodes, task_keys), state.inner_state)
+
+    def body(inner_state, task):
+      grads, aux, inner_state = carried(state.theta, inner_state, *task)
+      return inner_state, (grads, aux)
+
+    inner_state, (grads_T, aux_T) = lax.scan(body, state.inner_state,
+                                             (episodes, task_keys))
+    return grads_T, aux_T, inner_state
 
   def step(state: MetaState, data, key: jax.Array, log: jax.Array):
     key = jax.random.fold_in(key, state.step)
@@ -99,8 +132,7 @@ def make_meta_step(*, learner: Learner, algorithm: str, inner: InnerConfig,
     if task_sharding is not None:
       episodes, task_keys = lax.with_sharding_constraint(
           (episodes, task_keys), task_sharding)
-    per_task = map_over_tasks(lambda ep, k: meta_grad(state.theta, ep, k), task_map)
-    grads_T, aux_T = per_task(episodes, task_keys)
+    grads_T, aux_T, inner_state = all_tasks(state, episodes, task_keys)
     grads = jax.tree.map(lambda g: g.mean(0), grads_T)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.theta)
     theta = optax.apply_updates(state.theta, updates)
@@ -111,7 +143,7 @@ def make_meta_step(*, learner: Learner, algorithm: str, inner: InnerConfig,
     first_nonfinite = jnp.where((state.first_nonfinite < 0) & ~finite, state.step,
                                 state.first_nonfinite)
     return MetaState(step=state.step + 1, theta=theta, opt_state=opt_state,
-                     first_nonfinite=first_nonfinite), metrics
+                     first_nonfinite=first_nonfinite, inner_state=inner_state), metrics
 
   return jax.jit(step, donate_argnums=0) if jit else step
 

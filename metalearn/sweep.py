@@ -226,7 +226,7 @@ def run(sweep_config: ml_collections.ConfigDict, workdir: str,
     pdir = os.path.join(workdir, "points", p.name)
     start = time.time()
     state = train.train(p.config, pdir)
-    train.evaluate(p.config, pdir, step=int(state.step), theta=state.theta)
+    train.evaluate(p.config, pdir, step=int(state.step), state=state)
     info = dict(infos[p.name], seconds=round(time.time() - start, 1))
     _write_json(os.path.join(pdir, "point.json"), info)
     spent += costs[p.name]

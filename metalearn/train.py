@@ -101,7 +101,7 @@ def init_state(config: ml_collections.ConfigDict, learner, task_family, data, op
                ) -> outer.MetaState:
   init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
   theta = learner.init(init_key, builders.example_input(config, task_family, data))
-  return outer.init_state(theta, optimizer)
+  return outer.init_state(theta, optimizer, builders.build_inner(config))
 
 
 def _fmt_time(seconds: float) -> str:
@@ -128,6 +128,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> outer.MetaState:
   logging.info("%s at step %d", "resumed" if restored is not None else "starting", start)
 
   shardings = task_sharding(config.meta_batch)
+  if shardings is not None and config.inner.carry_state:
+    raise ConfigError(f"config.inner.carry_state runs the tasks of a meta-batch in "
+                      f"sequence; run it on one device, not {jax.device_count()}")
   if shardings is not None:
     state = jax.device_put(state, shardings[1])
     data = jax.device_put(data, shardings[1])
@@ -163,7 +166,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> outer.MetaState:
                        f"{k}={float(v):.4g}" for k, v in sorted(scalars.items())
                        if k.startswith(("query", "support"))))
     if val is not None and done % config.val.every == 0:
-      writer.write(done, val(state.theta, done))
+      writer.write(done, val(state, done))
     if save:
       checkpoints.save(mngr, done, state)
       progress.write(done)
@@ -228,15 +231,16 @@ def _check_finite(state: outer.MetaState, mngr) -> None:
 
 
 def _make_validation(config, learner):
-  """``f(theta, step) -> scalars`` scoring meta-validation episodes."""
+  """``f(state, step) -> scalars`` scoring meta-validation episodes."""
   family = builders.eval_task_family(config)
   data = builders.load_data(config, "val", family)
   k = config.val.steps or config.eval.steps
   inner = builders.build_inner(config, lr=config.eval.inner_lr, evaluation=True)
   key = jax.random.fold_in(jax.random.key(config.seed), 2)
 
-  def run(theta, step):
-    result = evaluation.evaluate(theta, learner=learner, inner=inner, task_family=family,
+  def run(state, step):
+    result = evaluation.evaluate(state.theta, learner=learner, inner=inner,
+                                 task_family=family, inner_state=state.inner_state,
                                  data=data, eval_steps=(0, k),
                                  episodes=config.val.episodes,
                                  batch=min(config.eval.batch, config.val.episodes),
@@ -254,12 +258,19 @@ def _make_validation(config, learner):
 def restore_theta(config: ml_collections.ConfigDict, workdir: str,
                   step: Optional[int] = None) -> tuple[Any, int]:
   """The meta-parameters of checkpoint ``step`` (default latest) in ``workdir``."""
+  state, step = restore_state(config, workdir, step)
+  return state.theta, step
+
+
+def restore_state(config: ml_collections.ConfigDict, workdir: str,
+                  step: Optional[int] = None) -> tuple[outer.MetaState, int]:
+  """The meta-training state of checkpoint ``step`` (default latest) in ``workdir``."""
   # The template only needs shapes: build them from the episode spec, not the data.
   shape = ((config.shots, 1) if config.task == "sinusoid"
            else (config.ways * config.shots,) + _image_shape(config))
   template = outer.init_state(
       builders.build_learner(config).init(jax.random.key(0), jnp.zeros(shape)),
-      builders.build_outer_optimizer(config))
+      builders.build_outer_optimizer(config), builders.build_inner(config))
   if not os.path.isdir(os.path.join(workdir, "checkpoints")):
     raise CheckpointError(f"--workdir={workdir}: no checkpoints/ directory to evaluate")
   mngr = checkpoints.manager(workdir)
@@ -267,7 +278,7 @@ def restore_theta(config: ml_collections.ConfigDict, workdir: str,
   mngr.close()
   if restored is None:
     raise CheckpointError(f"--workdir={workdir}: no checkpoint to evaluate")
-  return state.theta, restored
+  return state, restored
 
 
 def _image_shape(config) -> tuple[int, int, int]:
@@ -278,11 +289,18 @@ def _image_shape(config) -> tuple[int, int, int]:
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-             step: Optional[int] = None, theta: Any = None) -> list[dict]:
+             step: Optional[int] = None, state: Optional[outer.MetaState] = None
+             ) -> list[dict]:
   """Scores a checkpoint on ``config.eval.split`` and writes its rows.
 
   Writes ``<workdir>/eval/rows_step<S>_seed<E>.jsonl`` (one row per metric and inner
   step) and ``.npz`` of the per-episode values, both atomically.
+
+  Args:
+    config: the run's config.
+    workdir: the run's workdir.
+    step: the checkpoint to score (default: the latest), or the step of ``state``.
+    state: a meta-training state to score instead of restoring a checkpoint.
 
   Returns:
     The rows.
@@ -291,8 +309,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   if config.eval.ways and config.eval.ways != config.ways:
     raise ConfigError(f"config.eval.ways={config.eval.ways}: the classifier head has "
                       f"config.ways={config.ways} outputs")
-  if theta is None:
-    theta, step = restore_theta(config, workdir, step)
+  if state is None:
+    state, step = restore_state(config, workdir, step)
   family = builders.eval_task_family(config)
   data = builders.load_data(config, config.eval.split, family)
   learner = builders.build_learner(config)
@@ -300,7 +318,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   steps = builders.eval_steps(config)
   t0 = time.time()
   result = evaluation.evaluate(
-      theta, learner=learner, inner=inner, task_family=family, data=data,
+      state.theta, learner=learner, inner=inner, task_family=family, data=data,
+      inner_state=state.inner_state,
       eval_steps=steps, episodes=config.eval.episodes, batch=config.eval.batch,
       key=jax.random.key(config.eval.seed),
       log_fn=lambda d, n: logging.info("evaluated %d/%d episodes", d, n),

@@ -61,3 +61,17 @@ def test_sinusoid_pool_restricts_training_tasks():
   assert len(_task_ids(pooled)) == 4
   free = SinusoidTasks(shots=3, queries=3).sample(jax.random.key(0), None, 64)
   assert len(_task_ids(free)) == 64
+
+
+def test_adapt_curve_and_adapt_from_start_from_a_given_optimiser_state():
+  cfg = inner_lib.InnerConfig(steps=3, lr=0.01, optimizer="adam")
+  # A state with history: Adam after 3 steps on the same task.
+  _, state, _ = inner_lib.adapt_from(THETA, cfg.make_optimizer().init(THETA), SUPPORT,
+                                     cfg=cfg)
+  eval_fn = lambda p: LEARNER.query_loss(p, EPISODE)[1]
+  _, curve = inner_lib.adapt_curve(THETA, SUPPORT, eval_fn, cfg=cfg, eval_steps=(0, 3),
+                                   opt_state=state)
+  from_state, _, _ = inner_lib.adapt_from(THETA, state, SUPPORT, cfg=cfg)
+  fresh, _ = inner_lib.adapt(THETA, SUPPORT, cfg=cfg)
+  np.testing.assert_allclose(curve["loss"][1], eval_fn(from_state)["loss"], rtol=1e-5)
+  assert abs(float(eval_fn(fresh)["loss"]) - float(curve["loss"][1])) > 1e-4

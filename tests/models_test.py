@@ -86,3 +86,23 @@ def test_max_pool_matches_reduce_window():
   x = jax.random.normal(jax.random.key(0), (2, 21, 21, 3))
   ref = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
   np.testing.assert_array_equal(layers.max_pool_2x2(x), ref)
+
+
+def test_each_batch_norm_mode_normalises_queries_with_its_own_set():
+  # transductive: the queries' statistics; non_transductive: the support's; joint: both.
+  key = jax.random.key(0)
+  ep = Episode(jax.random.normal(key, (5, 28, 28, 1)), jnp.arange(5),
+               jax.random.normal(jax.random.key(1), (10, 28, 28, 1)), jnp.arange(10) % 5)
+  twin = ep.replace(query_x=jnp.concatenate([ep.support_x, ep.support_x]))  # Same stats.
+  losses, twin_losses = {}, {}
+  for mode in learner_lib.BN_MODES:
+    learner = learner_lib.Learner(conv4.omniglot_conv4(5), "xent", bn_mode=mode)
+    theta = learner.init(key, ep.support_x)
+    loss = jax.jit(lambda e: learner.query_loss(theta, e)[0])
+    d_support = jax.grad(lambda x: loss(ep.replace(support_x=x)))(ep.support_x)
+    assert (np.abs(d_support).max() > 0) == (mode != "transductive"), mode
+    losses[mode], twin_losses[mode] = float(loss(ep)), float(loss(twin))
+  # Queries = support twice: the three sets have the same mean and variance.
+  np.testing.assert_allclose(list(twin_losses.values()), twin_losses["transductive"],
+                             rtol=1e-4)
+  assert len({round(v, 4) for v in losses.values()}) == 3, losses

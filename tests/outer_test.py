@@ -92,3 +92,62 @@ def test_inner_scan_program_size_does_not_grow_with_steps():
     return re.sub(r"[\d\s]+", "", str(jax.make_jaxpr(fn)(theta)))
 
   assert size(2) == size(50)
+
+
+def _hand_adam_reptile(theta, episode, idx, v, count, lr, b2=0.999, eps=1e-8):
+  """One task of Reptile with Adam (β1 = 0) written out, from second moment ``v`` after
+  ``count`` earlier steps: the state the authors' code never resets."""
+  p = theta
+  for batch_idx in idx:
+    batch = episode.replace(support_x=episode.support_x[batch_idx],
+                            support_y=episode.support_y[batch_idx])
+    g = jax.grad(lambda q: LEARNER.support_loss(q, batch)[0])(p)
+    count += 1
+    v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, v, g)
+    p = jax.tree.map(lambda p, g, v: p - lr * g / (jnp.sqrt(v / (1 - b2 ** count)) + eps),
+                     p, g, v)
+  return p, v, count
+
+
+def test_carried_inner_adam_runs_tasks_in_sequence_and_carries_over_meta_steps():
+  inner = InnerConfig(steps=2, lr=0.01, optimizer="adam", adam_b1=0.0, batch_size=3,
+                      carry_state=True)
+  optimizer, meta_batch = optax.sgd(1.0), 3
+  step = outer.make_meta_step(learner=LEARNER, algorithm="reptile", inner=inner,
+                              optimizer=optimizer, task_family=FAMILY,
+                              meta_batch=meta_batch, jit=False)
+  theta = LEARNER.init(jax.random.key(0), jnp.zeros((5, 1)))
+  state = outer.init_state(theta, optimizer, inner)
+  key = jax.random.key(3)
+  v, count = jax.tree.map(jnp.zeros_like, theta), 0
+  for s in range(2):  # Two meta-steps: the state crosses the meta-step boundary too.
+    new_state, _ = step(state, None, key, jnp.bool_(False))
+    k_tasks, k_alg = jax.random.split(jax.random.fold_in(key, s))
+    episodes = FAMILY.sample(k_tasks, None, meta_batch)
+    task_keys = jax.random.split(k_alg, meta_batch)
+    adapted = []
+    for i in range(meta_batch):
+      idx = np.asarray(algorithms.reptile.minibatch_indices(task_keys[i], 5, 3, 2))
+      p, v, count = _hand_adam_reptile(theta, jax.tree.map(lambda x: x[i], episodes),
+                                       idx, v, count, lr=0.01)
+      adapted.append(p)
+    theta = jax.tree.map(lambda *a: sum(a) / meta_batch, *adapted)  # ε = 1.
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-6),
+                 new_state.theta, theta)
+    adam = new_state.inner_state[0]
+    assert int(adam.count) == count == (s + 1) * meta_batch * 2
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-12),
+                 adam.nu, v)
+    state = new_state
+
+
+def test_carried_state_is_refused_where_it_cannot_hold():
+  inner = InnerConfig(steps=1, lr=0.01, optimizer="adam", carry_state=True)
+  with pytest.raises(ValueError, match="carry_state"):
+    outer.make_meta_step(learner=LEARNER, algorithm="maml", inner=inner,
+                         optimizer=optax.sgd(1.0), task_family=FAMILY, meta_batch=2)
+  with pytest.raises(ValueError, match="carry_state"):
+    algorithms.reptile_meta_grad(
+        LEARNER.init(jax.random.key(0), jnp.zeros((5, 1))),
+        jax.tree.map(lambda x: x[0], FAMILY.sample(jax.random.key(0), None, 1)),
+        jax.random.key(0), learner=LEARNER, inner=inner)

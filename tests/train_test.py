@@ -121,6 +121,11 @@ def test_bad_inputs_fail_with_one_line_and_nothing_overwritten(tmp_path):
     c.algorithm, c.inner.batch_size = algorithm, batch
     with pytest.raises(ConfigError, match="config.inner.batch_size"):
       train.train(c, str(tmp_path / "c"))
+  for algorithm, optimizer in (("maml", "adam"), ("reptile", "sgd")):
+    c = _config(100)
+    c.algorithm, c.inner.optimizer, c.inner.carry_state = algorithm, optimizer, True
+    with pytest.raises(ConfigError, match="config.inner.carry_state"):
+      train.train(c, str(tmp_path / "d"))
 
 
 def test_incompatible_checkpoint_is_refused(tmp_path):

@@ -24,11 +24,14 @@ class MetaGradFn(Protocol):
     ...
 
 
-def require_full_support(inner: InnerConfig, algorithm: str) -> None:
-  """Refuses minibatch inner steps in an algorithm that adapts on the whole support."""
+def require_plain_inner(inner: InnerConfig, algorithm: str) -> None:
+  """Refuses what only Reptile supports: minibatch inner steps, a carried inner state."""
   if inner.batch_size:
     raise ValueError(f"{algorithm} adapts on the whole support set; inner "
                      f"batch_size={inner.batch_size} is only supported by reptile")
+  if inner.carry_state:
+    raise ValueError(f"{algorithm} starts every task from a fresh inner optimiser; "
+                     "inner carry_state is only supported by reptile")
 
 
 def post_adaptation_metrics(learner: Learner, adapted: Params, episode: Episode,

@@ -32,7 +32,7 @@ def maml_meta_grad(theta, episode: Episode, key: jax.Array, *, learner: Learner,
     and scalar metrics.
   """
   del key
-  base.require_full_support(inner, "maml")
+  base.require_plain_inner(inner, "maml")
 
   def outer_loss(theta):
     adapted, losses_K = inner_lib.adapt(
@@ -52,7 +52,7 @@ def fomaml_meta_grad(theta, episode: Episode, key: jax.Array, *, learner: Learne
   Args and returns as ``maml_meta_grad``.
   """
   del key
-  base.require_full_support(inner, "fomaml")
+  base.require_plain_inner(inner, "fomaml")
   adapted, losses_K = inner_lib.adapt(
       jax.lax.stop_gradient(theta), lambda p: learner.support_loss(p, episode),
       cfg=inner)

@@ -48,10 +48,27 @@ def minibatch_indices(key: jax.Array, num_examples: int, batch_size: int, steps:
 
 def reptile_meta_grad(theta, episode: Episode, key: jax.Array, *, learner: Learner,
                       inner: InnerConfig):
-  """Reptile pseudo-gradient ``θ − adapt(θ)`` for one task.
+  """Reptile pseudo-gradient ``θ − adapt(θ)`` for one task, from a fresh inner optimiser.
 
   Args and returns as ``maml.maml_meta_grad``; the query set is only scored, and
   ``key`` draws the minibatches when ``inner.batch_size`` is set.
+  """
+  if inner.carry_state:
+    raise ValueError("inner carry_state: tasks depend on each other through the inner "
+                     "optimiser; use reptile_meta_grad_carried (outer.make_meta_step "
+                     "does)")
+  grads, aux, _ = reptile_meta_grad_carried(theta, inner.make_optimizer().init(theta),
+                                            episode, key, learner=learner, inner=inner)
+  return grads, aux
+
+
+def reptile_meta_grad_carried(theta, inner_state, episode: Episode, key: jax.Array, *,
+                              learner: Learner, inner: InnerConfig):
+  """Reptile for one task, its inner optimiser starting from ``inner_state``.
+
+  Returns:
+    ``(grads, aux, inner_state)``: as ``reptile_meta_grad``, plus the inner
+    optimiser's state after this task, for the next task.
   """
   theta = jax.lax.stop_gradient(theta)
   if inner.batch_size:
@@ -59,11 +76,12 @@ def reptile_meta_grad(theta, episode: Episode, key: jax.Array, *, learner: Learn
                                 inner.steps)
     on_batch = lambda p, i: learner.support_loss(
         p, episode.replace(support_x=episode.support_x[i], support_y=episode.support_y[i]))
-    adapted, losses_K = inner_lib.adapt(theta, on_batch, cfg=inner, batches=batches)
+    adapted, inner_state, losses_K = inner_lib.adapt_from(
+        theta, inner_state, on_batch, cfg=inner, batches=batches)
   else:
-    adapted, losses_K = inner_lib.adapt(
-        theta, lambda p: learner.support_loss(p, episode), cfg=inner)
+    adapted, inner_state, losses_K = inner_lib.adapt_from(
+        theta, inner_state, lambda p: learner.support_loss(p, episode), cfg=inner)
   grads = jax.tree.map(lambda t, a: t - a, theta, adapted)
   _, metrics = learner.query_loss(adapted, episode)
   return grads, base.post_adaptation_metrics(learner, adapted, episode, losses_K,
-                                             metrics)
+                                             metrics), inner_state
