@@ -6,8 +6,9 @@ the step folds in ``state.step``, so a resumed run draws the same tasks as an
 uninterrupted one. ``data`` is the task family's device-resident dataset (``None`` for
 synthetic families); passing it as an argument, not a closure, keeps it out of the
 compiled program's constants. ``log`` is a traced boolean: when true the step also
-scores the query set before adaptation, a full extra forward pass that a ``lax.cond``
-skips on the steps that do not log. Metrics stay on the device.
+scores the query set before adaptation and the support set after it (and, for Reptile,
+the query set after it), extra forward passes that ``lax.cond`` skips on the steps that
+do not log; those metrics are zeros on such steps. Metrics stay on the device.
 
 Tasks are mapped with ``vmap`` (one batched program: what GPUs, TPUs and sharding
 want) or ``lax.map`` (one task at a time). On XLA:CPU ``lax.map`` measured 1.7× faster
@@ -110,14 +111,15 @@ def make_meta_step(*, learner: Learner, algorithm: str, inner: InnerConfig,
     carried = functools.partial(algorithms.reptile.reptile_meta_grad_carried,
                                 learner=learner, inner=inner)
 
-  def all_tasks(state, episodes, task_keys):
+  def all_tasks(state, episodes, task_keys, log):
     """(per-task grads, per-task metrics, inner state after the meta-batch)."""
     if not inner.carry_state:
-      per_task = map_over_tasks(lambda ep, k: meta_grad(state.theta, ep, k), task_map)
+      per_task = map_over_tasks(lambda ep, k: meta_grad(state.theta, ep, k, log=log),
+                                task_map)
       return (*per_task(episodes, task_keys), state.inner_state)
 
     def body(inner_state, task):
-      grads, aux, inner_state = carried(state.theta, inner_state, *task)
+      grads, aux, inner_state = carried(state.theta, inner_state, *task, log=log)
       return inner_state, (grads, aux)
 
     inner_state, (grads_T, aux_T) = lax.scan(body, state.inner_state,
@@ -132,14 +134,16 @@ def make_meta_step(*, learner: Learner, algorithm: str, inner: InnerConfig,
     if task_sharding is not None:
       episodes, task_keys = lax.with_sharding_constraint(
           (episodes, task_keys), task_sharding)
-    grads_T, aux_T, inner_state = all_tasks(state, episodes, task_keys)
+    grads_T, aux_T, inner_state = all_tasks(state, episodes, task_keys, log)
     grads = jax.tree.map(lambda g: g.mean(0), grads_T)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.theta)
     theta = optax.apply_updates(state.theta, updates)
     metrics = jax.tree.map(lambda m: m.mean(0), aux_T)
     metrics.update(pre_adaptation_metrics(learner, state.theta, episodes, log))
     metrics["grad_norm"] = optax.tree.norm(grads)
-    finite = jnp.isfinite(metrics["query_loss_post"]) & jnp.isfinite(metrics["grad_norm"])
+    # Every metric: those skipped on steps that do not log are zeros, and the ones
+    # always computed (grad_norm, the support or query loss) catch a divergence.
+    finite = jnp.all(jnp.stack([jnp.isfinite(v).all() for v in jax.tree.leaves(metrics)]))
     first_nonfinite = jnp.where((state.first_nonfinite < 0) & ~finite, state.step,
                                 state.first_nonfinite)
     return MetaState(step=state.step + 1, theta=theta, opt_state=opt_state,

@@ -151,3 +151,23 @@ def test_carried_state_is_refused_where_it_cannot_hold():
         LEARNER.init(jax.random.key(0), jnp.zeros((5, 1))),
         jax.tree.map(lambda x: x[0], FAMILY.sample(jax.random.key(0), None, 1)),
         jax.random.key(0), learner=LEARNER, inner=inner)
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "reptile"])
+def test_metrics_that_cost_forward_passes_are_skipped_unless_logging(algorithm):
+  optimizer = optax.sgd(0.1)
+  step = outer.make_meta_step(learner=LEARNER, algorithm=algorithm,
+                              inner=InnerConfig(steps=2, lr=0.05), optimizer=optimizer,
+                              task_family=FAMILY, meta_batch=3)
+  state = _state(optimizer)
+  quiet, m_quiet = step(state, None, jax.random.key(1), jnp.bool_(False))
+  state = _state(optimizer)
+  loud, m_loud = step(state, None, jax.random.key(1), jnp.bool_(True))
+  jax.tree.map(np.testing.assert_array_equal, quiet.theta, loud.theta)
+  skipped = ["support_loss_post", "query_loss_pre"] + (
+      ["query_loss_post"] if algorithm == "reptile" else [])
+  for name in skipped:
+    assert float(m_quiet[name]) == 0.0 and float(m_loud[name]) > 0.0, name
+  assert float(m_quiet["grad_norm"]) == float(m_loud["grad_norm"]) > 0
+  if algorithm == "maml":  # The objective itself is always reported.
+    assert float(m_quiet["query_loss_post"]) == float(m_loud["query_loss_post"]) > 0

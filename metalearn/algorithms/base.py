@@ -3,12 +3,15 @@
 ``meta_grad(theta, episode, key, *, learner, inner) -> (grads, aux)``: for one task,
 the (pseudo-)gradient of the meta-objective with respect to the meta-parameters
 ``theta`` (same pytree structure, to be fed to any optax optimiser) and a dict of
-scalar metrics. Algorithms hold no state; the meta-step vmaps them over tasks.
+scalar metrics. Algorithms hold no state; the meta-step vmaps them over tasks. ``log``
+(a traced boolean, default true) says whether the metrics that cost extra forward
+passes are computed (see ``post_adaptation_metrics``).
 """
 
 from typing import Any, Callable, Protocol
 
 import jax
+import jax.numpy as jnp
 
 from metalearn.inner import InnerConfig
 from metalearn.learner import Learner
@@ -20,7 +23,8 @@ Params = Any
 class MetaGradFn(Protocol):
 
   def __call__(self, theta: Params, episode: Episode, key: jax.Array, *,
-               learner: Learner, inner: InnerConfig) -> tuple[Params, dict]:
+               learner: Learner, inner: InnerConfig, log: Any = True
+               ) -> tuple[Params, dict]:
     ...
 
 
@@ -35,12 +39,40 @@ def require_plain_inner(inner: InnerConfig, algorithm: str) -> None:
 
 
 def post_adaptation_metrics(learner: Learner, adapted: Params, episode: Episode,
-                            support_losses_K: jax.Array, query_metrics: dict) -> dict:
-  """The metrics every algorithm reports for one task, outside any gradient."""
+                            support_losses_K: jax.Array, query_metrics,
+                            log: Any = True) -> dict:
+  """The metrics every algorithm reports for one task, outside any gradient.
+
+  Args:
+    learner: the learner.
+    adapted: the task's adapted parameters.
+    episode: the task.
+    support_losses_K: the inner loop's per-step support losses.
+    query_metrics: the query metrics at ``adapted`` (a dict), or a function of the
+      adapted parameters computing them (when the algorithm does not need them).
+    log: a traced boolean: when false, the metrics that cost extra forward passes
+      are zeros, skipped by ``lax.cond`` (the meta-step passes its ``log``).
+
+  Returns:
+    Scalar metrics by name.
+  """
   adapted = jax.lax.stop_gradient(adapted)
-  _, support_post = learner.support_loss(adapted, episode)
-  aux = {f"query_{k}_post": jax.lax.stop_gradient(v) for k, v in query_metrics.items()}
-  aux.update({f"support_{k}_post": v for k, v in support_post.items()})
+
+  def extra(adapted):
+    _, support_post = learner.support_loss(adapted, episode)
+    out = {f"support_{k}_post": v for k, v in support_post.items()}
+    if callable(query_metrics):
+      out.update({f"query_{k}_post": v for k, v in query_metrics(adapted).items()})
+    return out
+
+  def zeros(adapted):
+    shapes = jax.eval_shape(extra, adapted)
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+  aux = jax.lax.cond(log, extra, zeros, adapted)
+  if not callable(query_metrics):
+    aux.update({f"query_{k}_post": jax.lax.stop_gradient(v)
+                for k, v in query_metrics.items()})
   if support_losses_K.shape[0]:
     aux["support_loss_pre"] = jax.lax.stop_gradient(support_losses_K[0])
   return aux

@@ -7,6 +7,8 @@ then just ``∇L_query`` at the adapted parameters, so it is computed without
 differentiating through the inner loop at all (memory flat in K).
 """
 
+from typing import Any
+
 import jax
 
 from metalearn import inner as inner_lib
@@ -17,7 +19,7 @@ from metalearn.tasks.episode import Episode
 
 
 def maml_meta_grad(theta, episode: Episode, key: jax.Array, *, learner: Learner,
-                   inner: InnerConfig):
+                   inner: InnerConfig, log: Any = True):
   """Second-order MAML meta-gradient for one task (first-order if inner.first_order).
 
   Args:
@@ -42,11 +44,11 @@ def maml_meta_grad(theta, episode: Episode, key: jax.Array, *, learner: Learner,
 
   grads, (adapted, losses_K, metrics) = jax.grad(outer_loss, has_aux=True)(theta)
   return grads, base.post_adaptation_metrics(learner, adapted, episode, losses_K,
-                                             metrics)
+                                             metrics, log)
 
 
 def fomaml_meta_grad(theta, episode: Episode, key: jax.Array, *, learner: Learner,
-                     inner: InnerConfig):
+                     inner: InnerConfig, log: Any = True):
   """First-order MAML: the query-loss gradient at the adapted parameters.
 
   Args and returns as ``maml_meta_grad``.
@@ -59,4 +61,4 @@ def fomaml_meta_grad(theta, episode: Episode, key: jax.Array, *, learner: Learne
   (_, metrics), grads = jax.value_and_grad(
       learner.query_loss, has_aux=True)(adapted, episode)
   return grads, base.post_adaptation_metrics(learner, adapted, episode, losses_K,
-                                             metrics)
+                                             metrics, log)

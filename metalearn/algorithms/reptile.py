@@ -12,6 +12,8 @@ consecutive batches, reshuffling when a pass is used up (a batch may straddle tw
 passes). The reported ``support_loss_pre`` is then the first minibatch's loss.
 """
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -47,7 +49,7 @@ def minibatch_indices(key: jax.Array, num_examples: int, batch_size: int, steps:
 
 
 def reptile_meta_grad(theta, episode: Episode, key: jax.Array, *, learner: Learner,
-                      inner: InnerConfig):
+                      inner: InnerConfig, log: Any = True):
   """Reptile pseudo-gradient ``θ − adapt(θ)`` for one task, from a fresh inner optimiser.
 
   Args and returns as ``maml.maml_meta_grad``; the query set is only scored, and
@@ -58,12 +60,13 @@ def reptile_meta_grad(theta, episode: Episode, key: jax.Array, *, learner: Learn
                      "optimiser; use reptile_meta_grad_carried (outer.make_meta_step "
                      "does)")
   grads, aux, _ = reptile_meta_grad_carried(theta, inner.make_optimizer().init(theta),
-                                            episode, key, learner=learner, inner=inner)
+                                            episode, key, learner=learner, inner=inner,
+                                            log=log)
   return grads, aux
 
 
 def reptile_meta_grad_carried(theta, inner_state, episode: Episode, key: jax.Array, *,
-                              learner: Learner, inner: InnerConfig):
+                              learner: Learner, inner: InnerConfig, log: Any = True):
   """Reptile for one task, its inner optimiser starting from ``inner_state``.
 
   Returns:
@@ -82,6 +85,6 @@ def reptile_meta_grad_carried(theta, inner_state, episode: Episode, key: jax.Arr
     adapted, inner_state, losses_K = inner_lib.adapt_from(
         theta, inner_state, lambda p: learner.support_loss(p, episode), cfg=inner)
   grads = jax.tree.map(lambda t, a: t - a, theta, adapted)
-  _, metrics = learner.query_loss(adapted, episode)
+  query_metrics = lambda p: learner.query_loss(p, episode)[1]  # Only scored.
   return grads, base.post_adaptation_metrics(learner, adapted, episode, losses_K,
-                                             metrics), inner_state
+                                             query_metrics, log), inner_state
