@@ -45,6 +45,7 @@ import numpy as np
 import optax
 
 from metalearn import flops
+from metalearn.algorithms import base as algorithms_base
 from metalearn import learner as learner_lib
 from metalearn import outer
 from metalearn.inner import InnerConfig
@@ -124,23 +125,33 @@ def build(s: Settings):
 
 
 @contextlib.contextmanager
-def _without_pre_adaptation_metrics():
-  """XLA counts a ``lax.cond`` as its costliest branch, so the step's logging branch
-  (a forward pass on every query set, skipped when ``log`` is false, as timed here)
-  would be counted; counting is done with that branch emptied."""
-  original = outer.pre_adaptation_metrics
+def _without_logging_metrics():
+  """XLA counts a ``lax.cond`` as its costliest branch, so the step's logging branches
+  (forward passes for the metrics, skipped when ``log`` is false, as timed here)
+  would be counted; counting is done with those branches removed."""
+  pre, post = outer.pre_adaptation_metrics, algorithms_base.post_adaptation_metrics
+
+  def always_computed(learner, adapted, episode, support_losses_K, query_metrics,
+                      log=True):
+    del learner, adapted, episode, log
+    aux = {} if callable(query_metrics) else dict(query_metrics)
+    if support_losses_K.shape[0]:
+      aux["support_loss_pre"] = support_losses_K[0]
+    return aux
+
   outer.pre_adaptation_metrics = lambda *args: {}
+  algorithms_base.post_adaptation_metrics = always_computed
   try:
     yield
   finally:
-    outer.pre_adaptation_metrics = original
+    outer.pre_adaptation_metrics, algorithms_base.post_adaptation_metrics = pre, post
 
 
 def _count_flops(s: Settings) -> float:
   """XLA's flops of one meta-step, every inner step counted (see the docstring)."""
   def count(k):
     # vmap: the same maths as lax.map, whose loop over tasks XLA would count once.
-    with _without_pre_adaptation_metrics():
+    with _without_logging_metrics():
       step, args = build(dataclasses.replace(s, K=k, task_map="vmap", unroll=True))
       args = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), args)
       return flops.program_flops(step, *args, compiled=True)

@@ -38,7 +38,7 @@ def test_flop_count_is_affine_in_K_so_extrapolation_is_exact():
                          task_map="vmap",
                          meta_batch=1,
                          conv_impl="im2col")
-  with meta_step._without_pre_adaptation_metrics():
+  with meta_step._without_logging_metrics():
     step, args = meta_step.build(dataclasses.replace(s, unroll=True))
     direct = flops.program_flops(step, *args, compiled=True)
   assert meta_step._count_flops(s) == pytest.approx(direct, rel=1e-3)
