@@ -101,6 +101,7 @@ def evaluate(theta: Params, *, learner: Learner, inner: InnerConfig, task_family
   for i in range(n_batches):
     chunks.append(run(theta, data, jax.random.fold_in(key, i), inner_state))
     if log_fn is not None and (i + 1) % max(1, n_batches // 5) == 0:
+      jax.block_until_ready(chunks[-1])  # Report finished episodes, not dispatched ones.
       log_fn(min((i + 1) * batch, episodes), episodes)
   chunks = jax.device_get(chunks)
   values = {name: np.concatenate([c[name] for c in chunks])[:episodes].astype(np.float64)
