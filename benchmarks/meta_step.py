@@ -23,7 +23,6 @@ the body of ``lax.map``'s loop over tasks once).
 """
 
 import collections
-import contextlib
 import dataclasses
 import datetime
 import glob
@@ -45,7 +44,6 @@ import numpy as np
 import optax
 
 from metalearn import flops
-from metalearn.algorithms import base as algorithms_base
 from metalearn import learner as learner_lib
 from metalearn import outer
 from metalearn.inner import InnerConfig
@@ -99,8 +97,9 @@ class _CastFamily:
                       query_x=ep.query_x.astype(self.dtype))
 
 
-def build(s: Settings):
-  """The jitted meta-step and its example arguments ``(state, data, key, log)``."""
+def build(s: Settings, jit: bool = True):
+  """The meta-step (jitted unless ``jit`` is false) and its example arguments
+  ``(state, data, key, log)``."""
   make_model, image_shape = MODELS[s.model]
   dtype = jnp.dtype(s.dtype)
   learner = learner_lib.Learner(
@@ -114,7 +113,7 @@ def build(s: Settings):
   optimizer = optax.adam(1e-3)
   step = outer.make_meta_step(learner=learner, algorithm=s.algorithm, inner=inner,
                               optimizer=optimizer, task_family=family,
-                              meta_batch=s.meta_batch, task_map=s.task_map)
+                              meta_batch=s.meta_batch, task_map=s.task_map, jit=jit)
   images = np.random.RandomState(s.seed).randint(
       0, 256, (s.classes, s.examples) + image_shape, np.uint8)
   data = jax.device_put(images)
@@ -124,38 +123,20 @@ def build(s: Settings):
   return step, (state, data, jax.random.key(s.seed + 1), jnp.bool_(False))
 
 
-@contextlib.contextmanager
-def _without_logging_metrics():
-  """XLA counts a ``lax.cond`` as its costliest branch, so the step's logging branches
-  (forward passes for the metrics, skipped when ``log`` is false, as timed here)
-  would be counted; counting is done with those branches removed."""
-  pre, post = outer.pre_adaptation_metrics, algorithms_base.post_adaptation_metrics
-
-  def always_computed(learner, adapted, episode, support_losses_K, query_metrics,
-                      log=True):
-    del learner, adapted, episode, log
-    aux = {} if callable(query_metrics) else dict(query_metrics)
-    if support_losses_K.shape[0]:
-      aux["support_loss_pre"] = support_losses_K[0]
-    return aux
-
-  outer.pre_adaptation_metrics = lambda *args: {}
-  algorithms_base.post_adaptation_metrics = always_computed
-  try:
-    yield
-  finally:
-    outer.pre_adaptation_metrics, algorithms_base.post_adaptation_metrics = pre, post
+def count_flops_at(s: Settings) -> float:
+  """XLA's flops of the compiled step exactly as ``s`` says (scan unrolled or not), as
+  timed: not logging. ``log`` is passed as a Python False, so the metric-only forward
+  passes are not traced at all (XLA counts a ``lax.cond`` as its costlier branch)."""
+  step, (state, data, key, _) = build(s, jit=False)
+  args = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), (state, data, key))
+  return flops.program_flops(lambda st, d, k: step(st, d, k, False), *args, compiled=True)
 
 
 def _count_flops(s: Settings) -> float:
   """XLA's flops of one meta-step, every inner step counted (see the docstring)."""
-  def count(k):
-    # vmap: the same maths as lax.map, whose loop over tasks XLA would count once.
-    with _without_logging_metrics():
-      step, args = build(dataclasses.replace(s, K=k, task_map="vmap", unroll=True))
-      args = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), args)
-      return flops.program_flops(step, *args, compiled=True)
-  return flops.at_steps(count, s.K)
+  # vmap: the same maths as lax.map, whose loop over tasks XLA would count once.
+  return flops.at_steps(lambda k: count_flops_at(
+      dataclasses.replace(s, K=k, task_map="vmap", unroll=True)), s.K)
 
 
 def peak_memory_bytes() -> dict[str, Any]:

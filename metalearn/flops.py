@@ -111,7 +111,8 @@ def adaptation_flops(learner: Learner, inner: InnerConfig, episode: Any,
 
 def meta_step_flops(learner: Learner, algorithm: str, inner: InnerConfig, episodes: Any,
                     ) -> float:
-  """FLOPs of one meta-gradient over a meta-batch of episodes (leading task axis).
+  """FLOPs of one meta-gradient over a meta-batch of episodes (leading task axis), as
+  a training step that does not log runs it (no metric-only forward passes).
 
   The outer optimiser's update (a few FLOPs per parameter) is not included.
   """
@@ -122,7 +123,7 @@ def meta_step_flops(learner: Learner, algorithm: str, inner: InnerConfig, episod
 
   def at(k):
     cfg = dataclasses.replace(inner, steps=k, unroll=True)
-    fn = functools.partial(meta_grad, learner=learner, inner=cfg)
+    fn = functools.partial(meta_grad, learner=learner, inner=cfg, log=False)
     batched = lambda t, eps: jax.vmap(fn, in_axes=(None, 0, None))(
         t, eps, jax.random.key(0))
     return program_flops(batched, theta, episodes)

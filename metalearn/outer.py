@@ -156,10 +156,5 @@ def pre_adaptation_metrics(learner: Learner, theta: Params, episodes, log: jax.A
                            ) -> dict:
   """Query metrics of the meta-parameters themselves, computed only when ``log``."""
   score = jax.vmap(lambda ep: learner.query_loss(theta, ep)[1])
-
-  def zeros(eps):
-    shapes = jax.eval_shape(score, eps)
-    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-
-  metrics_T = lax.cond(log, score, zeros, lax.stop_gradient(episodes))
+  metrics_T = algorithms.base.if_logging(log, score, lax.stop_gradient(episodes))
   return {f"query_{k}_pre": v.mean(0) for k, v in metrics_T.items()}

@@ -10,7 +10,7 @@ JSON row per (metric, inner step). Neither reads flags.
 import json
 import os
 import time
-from typing import Any, Optional
+from typing import Optional
 
 from absl import logging
 import jax
@@ -253,13 +253,6 @@ def _make_validation(config, learner):
     return out
 
   return run
-
-
-def restore_theta(config: ml_collections.ConfigDict, workdir: str,
-                  step: Optional[int] = None) -> tuple[Any, int]:
-  """The meta-parameters of checkpoint ``step`` (default latest) in ``workdir``."""
-  state, step = restore_state(config, workdir, step)
-  return state.theta, step
 
 
 def restore_state(config: ml_collections.ConfigDict, workdir: str,

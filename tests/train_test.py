@@ -41,7 +41,7 @@ def _launch(workdir, *overrides):
 
 def _theta(workdir, step):
   c = _config()
-  theta, _ = train.restore_theta(c, workdir, step)
+  theta = train.restore_state(c, workdir, step)[0].theta
   return jax.device_get(theta)
 
 

@@ -4,7 +4,7 @@
 the (pseudo-)gradient of the meta-objective with respect to the meta-parameters
 ``theta`` (same pytree structure, to be fed to any optax optimiser) and a dict of
 scalar metrics. Algorithms hold no state; the meta-step vmaps them over tasks. ``log``
-(a traced boolean, default true) says whether the metrics that cost extra forward
+(a traced or Python boolean, default true) says whether the metrics that cost extra forward
 passes are computed (see ``post_adaptation_metrics``).
 """
 
@@ -38,6 +38,18 @@ def require_plain_inner(inner: InnerConfig, algorithm: str) -> None:
                      "inner carry_state is only supported by reptile")
 
 
+def if_logging(log: Any, fn: Callable, x: Any) -> Any:
+  """``fn(x)`` when ``log``, else zeros of its shapes: the metrics that cost extra
+  forward passes. A traced ``log`` becomes a ``lax.cond``, which XLA's cost analysis
+  counts as its costlier branch; a Python bool picks the branch while tracing, so a
+  program traced with ``log=False`` (FLOP counting) holds no metric passes at all."""
+  def zeros(x):
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, x))
+  if isinstance(log, bool):
+    return fn(x) if log else zeros(x)
+  return jax.lax.cond(log, fn, zeros, x)
+
+
 def post_adaptation_metrics(learner: Learner, adapted: Params, episode: Episode,
                             support_losses_K: jax.Array, query_metrics,
                             log: Any = True) -> dict:
@@ -50,8 +62,8 @@ def post_adaptation_metrics(learner: Learner, adapted: Params, episode: Episode,
     support_losses_K: the inner loop's per-step support losses.
     query_metrics: the query metrics at ``adapted`` (a dict), or a function of the
       adapted parameters computing them (when the algorithm does not need them).
-    log: a traced boolean: when false, the metrics that cost extra forward passes
-      are zeros, skipped by ``lax.cond`` (the meta-step passes its ``log``).
+    log: when false, the metrics that cost extra forward passes are zeros
+      (``if_logging``; the meta-step passes its ``log``).
 
   Returns:
     Scalar metrics by name.
@@ -65,11 +77,7 @@ def post_adaptation_metrics(learner: Learner, adapted: Params, episode: Episode,
       out.update({f"query_{k}_post": v for k, v in query_metrics(adapted).items()})
     return out
 
-  def zeros(adapted):
-    shapes = jax.eval_shape(extra, adapted)
-    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-
-  aux = jax.lax.cond(log, extra, zeros, adapted)
+  aux = if_logging(log, extra, adapted)
   if not callable(query_metrics):
     aux.update({f"query_{k}_post": jax.lax.stop_gradient(v)
                 for k, v in query_metrics.items()})
