@@ -1,14 +1,17 @@
-r"""Compile time of the reference meta-step against XLA's backend optimisation level,
-and with JAX's persistent compilation cache.
+r"""Compile time of the reference meta-step: XLA's defaults, the library's
+``fast_compile`` options (``metalearn.compiler``), XLA's backend optimisation level or
+other options, and JAX's persistent compilation cache.
 
 Prints one JSON line: wall seconds of lowering and of lowering + compiling, compile
-CPU-seconds, then the median of 4 steps.
+CPU-seconds, then the median of ``--steps`` steps.
 
   python -m benchmarks.compile_time --K=5 --opt_level=1   # -1: XLA's default
+  python -m benchmarks.compile_time --K=5 --fast_compile
   python -m benchmarks.compile_time --cache_dir=/tmp/jax_cache   # twice: cold, warm
 """
 
 import json
+import os
 import time
 
 from absl import app
@@ -18,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks import meta_step
+from metalearn import compiler
 from metalearn import inner
 from metalearn import learner as learner_lib
 from metalearn import outer
@@ -29,13 +34,23 @@ _K = flags.DEFINE_integer("K", 1, "Inner steps.")
 _OPT = flags.DEFINE_integer("opt_level", -1, "xla_backend_optimization_level; -1 default.")
 _ALGORITHM = flags.DEFINE_enum("algorithm", "maml", ["maml", "fomaml", "reptile"], "")
 _CACHE = flags.DEFINE_string("cache_dir", "", "JAX persistent compilation cache dir.")
+_STEPS = flags.DEFINE_integer("steps", 4, "Timed steps after compiling (median reported).")
+_REMAT = flags.DEFINE_bool("remat", False, "Rematerialise each inner step.")
+_FAST = flags.DEFINE_bool("fast_compile", False, "The library's fast-compile options "
+                          "(metalearn.compiler).")
+_OUT = flags.DEFINE_string("out", "", "Also append the JSON line to this file.")
+_XLA = flags.DEFINE_string("xla_options", "", "Further XLA compiler options, "
+                           "'name=value;...'.")
 
 
 def main(_):
   if _CACHE.value:
     jax.config.update("jax_compilation_cache_dir", _CACHE.value)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-  options = {} if _OPT.value < 0 else {"xla_backend_optimization_level": _OPT.value}
+  options = compiler.options(_FAST.value) | meta_step.compiler_options(
+      meta_step.Settings(xla_options=_XLA.value))
+  if _OPT.value >= 0:
+    options["xla_backend_optimization_level"] = _OPT.value
   learner = learner_lib.Learner(conv4.omniglot_conv4(5))
   family = sampling.ImageTaskFamily(5, 1, 15)
   data = jnp.asarray(np.random.default_rng(0).integers(
@@ -44,25 +59,33 @@ def main(_):
   state = outer.init_state(learner.init(jax.random.key(0), jnp.zeros((5, 28, 28, 1))),
                            optimizer)
   step = outer.make_meta_step(learner=learner, algorithm=_ALGORITHM.value,
-                              inner=inner.InnerConfig(_K.value, 0.4), optimizer=optimizer,
+                              inner=inner.InnerConfig(_K.value, 0.4, remat=_REMAT.value),
+                              optimizer=optimizer,
                               task_family=family, meta_batch=32, jit=False)
   args = (state, data, jax.random.key(1), jnp.bool_(False))
+  load_before = round(os.getloadavg()[0], 2)
   cpu, wall = time.process_time(), time.time()
   lowered = jax.jit(step, donate_argnums=0).lower(*args)
   lower_s = time.time() - wall
   compiled = lowered.compile(compiler_options=options)
   cpu, wall = time.process_time() - cpu, time.time() - wall
   times = []
-  for _ in range(4):
+  for _ in range(_STEPS.value):
     t = time.time()
     state, _ = compiled(state, data, jax.random.key(1), jnp.bool_(False))
     jax.block_until_ready(state)
     times.append(time.time() - t)
-  print(json.dumps(dict(algorithm=_ALGORITHM.value, K=_K.value, opt_level=_OPT.value,
-                        cache_dir=_CACHE.value, lower_wall_s=round(lower_s, 2),
-                        compile_cpu_s=round(cpu, 2), compile_wall_s=round(wall, 2),
-                        step_s_median=round(float(np.median(times)), 3),
-                        load_average=provenance.machine()["load_average"])))
+  line = json.dumps(dict(
+      benchmark="compile_time", algorithm=_ALGORITHM.value, K=_K.value,
+      remat=_REMAT.value, fast_compile=_FAST.value, opt_level=_OPT.value, options=options,
+      cache_dir=_CACHE.value, lower_wall_s=round(lower_s, 2), compile_cpu_s=round(cpu, 2),
+      compile_wall_s=round(wall, 2), step_s_median=round(float(np.median(times)), 3),
+      steps=_STEPS.value, date=provenance.now(), load_average_before=load_before,
+      load_average=provenance.machine()["load_average"]))
+  print(line, flush=True)
+  if _OUT.value:
+    with open(_OUT.value, "a") as f:
+      f.write(line + "\n")
 
 
 if __name__ == "__main__":

@@ -80,6 +80,7 @@ class Settings:
   warmup: int = 2
   count_flops: bool = True
   unroll: bool = False  # Unrolled inner scan, for counting flops (no flag).
+  xla_options: str = ""  # "name=value;name=value": XLA compiler options for the step.
   classes: int = 100
   examples: int = 20
   seed: int = 0
@@ -97,10 +98,9 @@ class _CastFamily:
                       query_x=ep.query_x.astype(self.dtype))
 
 
-def build(s: Settings, jit: bool = True):
-  """The meta-step (jitted unless ``jit`` is false) and its example arguments
-  ``(state, data, key, log)``."""
-  make_model, image_shape = MODELS[s.model]
+def parts(s: Settings):
+  """``(learner, inner config, task family)`` of the workload ``s``."""
+  make_model, _ = MODELS[s.model]
   dtype = jnp.dtype(s.dtype)
   learner = learner_lib.Learner(
       make_model(s.ways, conv_impl=s.conv_impl, param_dtype=dtype), "xent",
@@ -110,6 +110,15 @@ def build(s: Settings, jit: bool = True):
   family = sampling.ImageTaskFamily(s.ways, s.shots, s.queries)
   if dtype != jnp.float32:
     family = _CastFamily(family, dtype)
+  return learner, inner, family
+
+
+def build(s: Settings, jit: bool = True):
+  """The meta-step (jitted unless ``jit`` is false) and its example arguments
+  ``(state, data, key, log)``."""
+  _, image_shape = MODELS[s.model]
+  dtype = jnp.dtype(s.dtype)
+  learner, inner, family = parts(s)
   optimizer = optax.adam(1e-3)
   step = outer.make_meta_step(learner=learner, algorithm=s.algorithm, inner=inner,
                               optimizer=optimizer, task_family=family,
@@ -121,6 +130,19 @@ def build(s: Settings, jit: bool = True):
                        jnp.zeros((s.ways * s.shots,) + image_shape, dtype))
   state = outer.init_state(theta, optimizer)
   return step, (state, data, jax.random.key(s.seed + 1), jnp.bool_(False))
+
+
+def compiler_options(s: Settings) -> dict[str, Any]:
+  """``s.xla_options`` as ``Lowered.compile``'s dict (true/false -> bool, digits -> int)."""
+  out = {}
+  for item in filter(None, s.xla_options.split(";")):
+    name, sep, value = item.partition("=")
+    if not sep:
+      raise ValueError(f"--xla_options: {item!r} is not name=value")
+    low = value.lower()
+    out[name] = (low == "true") if low in ("true", "false") else (
+        int(value) if value.lstrip("-").isdigit() else value)
+  return out
 
 
 def count_flops_at(s: Settings) -> float:
@@ -188,7 +210,7 @@ def run(s: Settings, profile_dir: str = "") -> dict[str, Any]:
   load_before = os.getloadavg()[0]
   step, (state, data, key, log) = build(s)
   start, cpu_start = time.perf_counter(), time.process_time()
-  compiled = step.lower(state, data, key, log).compile()
+  compiled = step.lower(state, data, key, log).compile(compiler_options(s))
   compile_s = time.perf_counter() - start
   # CPU seconds of this process: on a loaded machine a steadier figure than wall time.
   compile_cpu_s = time.process_time() - cpu_start
@@ -249,7 +271,7 @@ def compare(variants: list[Settings], rounds: int) -> list[dict[str, Any]]:
   for s in variants:
     step, (state, data, key, log) = build(s)
     start = time.perf_counter()
-    compiled = step.lower(state, data, key, log).compile()
+    compiled = step.lower(state, data, key, log).compile(compiler_options(s))
     compile_s = time.perf_counter() - start
     for _ in range(s.warmup):
       state, _ = jax.block_until_ready(compiled(state, data, key, log))
@@ -291,6 +313,8 @@ def define_flags() -> None:
                     "Tasks via vmap or lax.map (outer.make_meta_step; auto: map on CPU).")
   flags.DEFINE_integer("steps", 10, "Timed meta-steps (median reported).")
   flags.DEFINE_integer("warmup", 2, "Untimed meta-steps after compilation.")
+  flags.DEFINE_string("xla_options", "", "XLA compiler options for the step, "
+                      "'name=value;...', e.g. xla_cpu_use_fusion_emitters=false.")
   flags.DEFINE_bool("count_flops", True, "Count flops (compiles 1-2 more programs).")
   flags.DEFINE_string("compare", "", "FIELD=V1,V2,...: time these values of one setting "
                       "interleaved in this process, e.g. conv_impl=im2col,patches.")

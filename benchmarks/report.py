@@ -85,13 +85,31 @@ def roofline_table(rows: list[dict]) -> list[str]:
 
 
 def compare_table(rows: list[dict]) -> list[str]:
-  out = ["| algorithm | K | tasks via | lax.map batch | conv | s/step (min–max) | "
-         "speedup vs first of its group | compile s | load |", "|" + " --- |" * 9]
+  out = ["| algorithm | K | remat | queries | tasks via | lax.map batch | conv | "
+         "XLA options | s/step (min–max) | speedup vs first of its group | compile s | "
+         "load |", "|" + " --- |" * 12]
   for r in rows:
     s = r["settings"]
-    out.append(f"| {s['algorithm']} | {s['K']} | {s['task_map']} | {s.get('map_batch', 1)} | "
-               f"{s['conv_impl']} | {r['median_s']:.2f} ({r['min_s']:.2f}–{r['max_s']:.2f})"
-               f" | {r['speedup']:.2f} | {r['compile_s']:.1f} | {r['loadavg'][0]:.1f} |")
+    out.append(f"| {s['algorithm']} | {s['K']} | {'yes' if s['remat'] else 'no'} | "
+               f"{s['queries']} | {s['task_map']} | {s.get('map_batch', 1)} | "
+               f"{s['conv_impl']} | "
+               f"{s.get('xla_options') or 'default'} | "
+               f"{r['median_s']:.2f} ({r['min_s']:.2f}–{r['max_s']:.2f})"
+               f" | {r['speedup']:.3f} | {r['compile_s']:.1f} | {r['loadavg'][0]:.1f} |")
+  return out
+
+
+def compile_table(rows: list[dict]) -> list[str]:
+  out = ["| algorithm | K | remat | options | lowering s | lowering + compile s | "
+         "compile CPU s | s/step (median of n) | date | load before / after |",
+         "|" + " --- |" * 10]
+  for r in rows:
+    opts = "fast_compile" if r["fast_compile"] else "XLA defaults"
+    out.append(f"| {r['algorithm']} | {r['K']} | {'yes' if r['remat'] else 'no'} | {opts} | "
+               f"{r['lower_wall_s']:.1f} | **{r['compile_wall_s']:.1f}** | "
+               f"{r['compile_cpu_s']:.1f} | {r['step_s_median']:.2f} (n = {r['steps']}) | "
+               f"{r['date']} | {r['load_average_before']:.1f} / "
+               f"{r['load_average'][0]:.1f} |")
   return out
 
 
@@ -110,6 +128,12 @@ def render() -> str:
               "", "Each group's first row is its reference; `python -m "
               "benchmarks.meta_step --compare=FIELD=V1,V2,...`.", ""]
     parts += compare_table(cmp_rows) + [""]
+  ct = _rows("compile_time.jsonl")
+  if ct:
+    parts += ["### Compile time (one process per row, `benchmarks/compile_time.py`)", "",
+              "Wall seconds to lower and compile the meta-step (meta-batch 32, 15 queries "
+              "per class), then the median of n steps in that process.", ""]
+    parts += compile_table(ct) + [""]
   ev = _rows("eval_curve.jsonl")
   if ev:
     parts += ["### Evaluation: whole accuracy curve k = 0..K in one pass", ""]

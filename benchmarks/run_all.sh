@@ -35,6 +35,23 @@ for args in "--K=1 --compare=task_map=vmap,map" "--K=1 --compare=conv_impl=im2co
   # shellcheck disable=SC2086
   $PY -m benchmarks.meta_step $args --steps=6 --out="$R/compare.jsonl"
 done
+# XLA's fusion emitters on (XLA's default) and off (metalearn.compiler's fast_compile).
+FUSION="xla_options=xla_cpu_use_fusion_emitters=true,xla_cpu_use_fusion_emitters=false"
+for args in "--K=1" "--K=5" "--K=5 --algorithm=fomaml" "--K=5 --algorithm=reptile" \
+            "--K=20 --remat" "--K=1 --queries=1"; do
+  # shellcheck disable=SC2086
+  $PY -m benchmarks.meta_step $args --compare="$FUSION" --steps=12 --out="$R/compare.jsonl"
+done
+
+# Compile time, one process per row: XLA's defaults and fast_compile.
+: > "$R/compile_time.jsonl"
+for args in "--K=1" "--K=2" "--K=5" "--K=20 --remat --steps=2" "--K=100 --remat --steps=1" \
+            "--K=5 --algorithm=fomaml" "--K=5 --algorithm=reptile"; do
+  for fast in --nofast_compile --fast_compile; do
+    # shellcheck disable=SC2086
+    $PY -m benchmarks.compile_time $args $fast --out="$R/compile_time.jsonl"
+  done
+done
 
 : > "$R/eval_curve.jsonl"
 $PY -m benchmarks.eval_curve --K=10 --batch=32 --steps="$STEPS" --out="$R/eval_curve.jsonl"

@@ -29,8 +29,10 @@ def parse_args(arg: str) -> dict[str, str]:
 
 
 def shrink_for_smoke(c: ml_collections.ConfigDict) -> None:
-  """Makes any config run in seconds: few steps, small meta-batch, few episodes."""
+  """Makes any config run in seconds: few steps, small meta-batch, few episodes, and
+  compiled for compile time over step time (``metalearn.compiler``)."""
   c.num_steps = 20
+  c.fast_compile = True
   c.meta_batch = min(c.meta_batch, 4)
   c.log_every = 5
   c.checkpoint_every = 10

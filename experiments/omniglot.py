@@ -22,6 +22,7 @@ def get_config(arg: str = ""):
   args = common.parse_args(arg)
   c = common.omniglot_base()
   c.algorithm = "fomaml" if "fomaml" in args else "maml"
+  c.inner.first_order = c.algorithm == "fomaml"  # Implied by fomaml; shown in config.json.
   twenty = any(a.startswith("20way") for a in args)
   c.ways = 20 if twenty else 5
   c.shots = 5 if any(a.endswith("5shot") for a in args) else 1

@@ -52,6 +52,7 @@ def base_config() -> ml_collections.ConfigDict:
       optimizer="adam", lr=1e-3, schedule="constant", b1=0.9, b2=0.999))
   c.meta_batch = 25
   c.task_map = "auto"  # 'vmap' | 'map' (lax.map) over tasks; 'auto': map on CPU.
+  c.fast_compile = False  # Faster compiles, slightly slower steps (metalearn.compiler).
   c.num_steps = 70000
   c.log_every = 500
   c.checkpoint_every = 5000
@@ -98,6 +99,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(c.eval.episodes >= 1, "eval.episodes", "must be >= 1")
   _check(c.task_map in ("auto", "vmap", "map"), "task_map",
          f"{c.task_map!r} not in ('auto', 'vmap', 'map')")
+  _check(isinstance(c.fast_compile, bool), "fast_compile",
+         f"{c.fast_compile!r} is not true or false")
   _check(c.eval.split in ("train", "val", "test"), "eval.split",
          f"{c.eval.split!r} not in ('train', 'val', 'test')")
   if c.task == "sinusoid":

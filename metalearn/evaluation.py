@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 
+from metalearn import compiler
 from metalearn import inner as inner_lib
 from metalearn import outer
 from metalearn.inner import InnerConfig
@@ -49,7 +50,8 @@ class EvalResult:
 
 
 def make_eval_batch(learner: Learner, inner: InnerConfig, task_family,
-                    eval_steps: Sequence[int], batch: int, task_map: str = "auto"):
+                    eval_steps: Sequence[int], batch: int, task_map: str = "auto",
+                    fast_compile: bool = False):
   """A compiled ``(theta, data, key, inner_state) -> metrics [batch, P]`` over fresh
   episodes; every episode's inner optimiser starts from ``inner_state`` (None: fresh)."""
   eval_steps = tuple(eval_steps)
@@ -67,13 +69,13 @@ def make_eval_batch(learner: Learner, inner: InnerConfig, task_family,
     return outer.map_over_tasks(lambda ep: one(theta, ep, inner_state), task_map)(
         episodes)
 
-  return jax.jit(run)
+  return compiler.jit(run, fast_compile=fast_compile)
 
 
 def evaluate(theta: Params, *, learner: Learner, inner: InnerConfig, task_family,
              data: Any, eval_steps: Sequence[int], episodes: int, batch: int,
              key: jax.Array, log_fn=None, task_map: str = "auto",
-             inner_state: Any = None) -> EvalResult:
+             inner_state: Any = None, fast_compile: bool = False) -> EvalResult:
   """Adapts on ``episodes`` fresh episodes and scores each at every ``eval_steps``.
 
   Args:
@@ -90,12 +92,14 @@ def evaluate(theta: Params, *, learner: Learner, inner: InnerConfig, task_family
     task_map: how episodes are mapped ('auto', 'vmap', 'map'; see ``outer``).
     inner_state: the carried inner-optimiser state every episode starts from
       (``InnerConfig.carry_state``; ``MetaState.inner_state``), or None.
+    fast_compile: compile faster for slightly slower batches (``metalearn.compiler``).
 
   Returns:
     The per-episode results.
   """
   batch = min(batch, episodes)
-  run = make_eval_batch(learner, inner, task_family, eval_steps, batch, task_map)
+  run = make_eval_batch(learner, inner, task_family, eval_steps, batch, task_map,
+                        fast_compile)
   chunks = []
   n_batches = -(-episodes // batch)
   for i in range(n_batches):

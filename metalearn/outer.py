@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import optax
 
 from metalearn import algorithms
+from metalearn import compiler
 from metalearn.inner import InnerConfig
 from metalearn.learner import Learner
 
@@ -82,7 +83,8 @@ def init_state(theta: Params, optimizer: optax.GradientTransformation,
 def make_meta_step(*, learner: Learner, algorithm: str, inner: InnerConfig,
                    optimizer: optax.GradientTransformation, task_family: Any,
                    meta_batch: int, task_sharding: Optional[jax.sharding.Sharding] = None,
-                   task_map: str = "auto", jit: bool = True) -> Callable:
+                   task_map: str = "auto", jit: bool = True,
+                   fast_compile: bool = False) -> Callable:
   """Builds the meta-step.
 
   Args:
@@ -95,6 +97,7 @@ def make_meta_step(*, learner: Learner, algorithm: str, inner: InnerConfig,
     task_sharding: optional sharding of the task axis over devices.
     task_map: 'vmap', 'map' (``lax.map``) or 'auto' (see the module docstring).
     jit: compile the step (``jax.jit`` with the state donated).
+    fast_compile: compile faster for slightly slower steps (``metalearn.compiler``).
 
   Returns:
     ``step(state, data, key, log) -> (state, metrics)``; metrics are device scalars.
@@ -149,7 +152,7 @@ def make_meta_step(*, learner: Learner, algorithm: str, inner: InnerConfig,
     return MetaState(step=state.step + 1, theta=theta, opt_state=opt_state,
                      first_nonfinite=first_nonfinite, inner_state=inner_state), metrics
 
-  return jax.jit(step, donate_argnums=0) if jit else step
+  return compiler.jit(step, donate_argnums=0, fast_compile=fast_compile) if jit else step
 
 
 def pre_adaptation_metrics(learner: Learner, theta: Params, episodes, log: jax.Array

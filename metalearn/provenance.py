@@ -25,6 +25,11 @@ def machine() -> dict:
               load_average=list(os.getloadavg()))
 
 
+def now() -> str:
+  """The UTC date and time to the second, ISO 8601."""
+  return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 def command() -> str:
   return " ".join(["python", "-m", _module()] + sys.argv[1:])
 
@@ -46,8 +51,7 @@ def record_run(workdir: str, seconds: float, extra: Optional[dict] = None) -> di
     with open(path) as f:
       info = json.load(f)
   info["invocations"].append(dict(
-      command=command(), date=datetime.datetime.now(datetime.timezone.utc).isoformat(
-          timespec="seconds"), seconds=round(seconds, 1), machine=machine(),
+      command=command(), date=now(), seconds=round(seconds, 1), machine=machine(),
       **(extra or {})))
   info["total_seconds"] = round(sum(i["seconds"] for i in info["invocations"]), 1)
   with open(path + ".tmp", "w") as f:

@@ -33,7 +33,8 @@ from metalearn.metrics_writer import MetricWriter
 # Keys that may change between a run and its resumption (length, logging, evaluation).
 RESUMABLE_KEYS = ("num_steps", "log_every", "checkpoint_every", "keep_checkpoints",
                   "val", "eval", "data.path", "data.cache_dir", "data.num_workers",
-                  "data.download", "model.conv_impl", "inner.remat", "task_map")
+                  "data.download", "model.conv_impl", "inner.remat", "task_map",
+                  "fast_compile")
 
 
 class TrainingDiverged(MetalearnError):
@@ -138,7 +139,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> outer.MetaState:
       learner=learner, algorithm=config.algorithm, inner=builders.build_inner(config),
       optimizer=optimizer, task_family=family, meta_batch=config.meta_batch,
       task_sharding=None if shardings is None else shardings[0],
-      task_map=config.task_map)
+      task_map=config.task_map, fast_compile=config.fast_compile)
   train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
   val = _make_validation(config, learner) if config.val.every else None
   writer = MetricWriter(workdir, resume_step=start)
@@ -245,7 +246,7 @@ def _make_validation(config, learner):
                                  episodes=config.val.episodes,
                                  batch=min(config.eval.batch, config.val.episodes),
                                  key=jax.random.fold_in(key, step),
-                                 task_map=config.task_map)
+                                 task_map=config.task_map, fast_compile=config.fast_compile)
     out = {}
     for metric in result.values:
       for i, kk in enumerate(result.eval_steps):
@@ -316,7 +317,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       eval_steps=steps, episodes=config.eval.episodes, batch=config.eval.batch,
       key=jax.random.key(config.eval.seed),
       log_fn=lambda d, n: logging.info("evaluated %d/%d episodes", d, n),
-      task_map=config.task_map)
+      task_map=config.task_map, fast_compile=config.fast_compile)
   episode = jax.eval_shape(
       lambda k: jax.tree.map(lambda x: x[0], family.sample(k, data, 1)), jax.random.key(0))
   adapt_flops = flops_lib.adaptation_flops(learner, inner, episode, list(steps))
