@@ -128,6 +128,13 @@ def render() -> str:
               "", "Each group's first row is its reference; `python -m "
               "benchmarks.meta_step --compare=FIELD=V1,V2,...`.", ""]
     parts += compare_table(cmp_rows) + [""]
+  fusion = _rows("fusion.jsonl")
+  if fusion:
+    parts += ["### XLA's fusion emitters on (XLA's default) and off (`fast_compile`), "
+              "interleaved", "", "`python -m benchmarks.meta_step --compare=xla_options="
+              "xla_cpu_use_fusion_emitters=true,xla_cpu_use_fusion_emitters=false`; "
+              "each pair's first row is its reference.", ""]
+    parts += compare_table(fusion) + [""]
   ct = _rows("compile_time.jsonl")
   if ct:
     parts += ["### Compile time (one process per row, `benchmarks/compile_time.py`)", "",

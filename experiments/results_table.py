@@ -2,8 +2,10 @@ r"""Published vs reproduced results, and their learning curves, from committed r
 
 Each result dir holds what a run wrote: ``config.json``, ``metrics.jsonl`` (training and
 validation metrics), ``progress.json`` (training seconds summed over resumed
-invocations), ``run.json`` (commands, dates, machine), ``eval/rows_step<S>_seed<E>.jsonl``
-and the checkpoint. A ``published.json`` beside them names the paper's figure:
+invocations), ``run.json`` (commands, dates, machine), ``eval/rows_step<S>_seed<E>_<protocol>
+.jsonl`` (``train.eval_file_stem``) and the checkpoint. The table reports the evaluation
+under the config's own seed and protocol, and lists the same checkpoint scored under other
+protocols beside it. A ``published.json`` beside them names the paper's figure:
 ``{"setting": ..., "published": "98.7 ± 0.4", "source": "Finn et al. 2017"}``.
 
   python -m experiments.results_table results/omniglot_*                # the table
@@ -25,29 +27,75 @@ from metalearn import scaling_plots
 from metalearn import train
 
 _PLOT = flags.DEFINE_string("plot", "", "Also write the learning curves to this PNG.")
-_EVAL_FILE = re.compile(r"rows_step(\d+)_seed(\d+)\.jsonl$")
+_EVAL_FILE = re.compile(r"rows_step(\d+)_seed(\d+)(_\w+)?\.jsonl$")
+
+
+def protocol(row: dict) -> tuple[int, int, int, int]:
+  """(ways, shots, queries per class, test-time steps k) an evaluation row was scored with."""
+  return (row["eval_ways"], row["eval_shots"], row["eval_queries"], row["k"])
+
+
+def config_protocol(config: dict) -> tuple[int, int, int, int]:
+  """The protocol of a run's own evaluation (``config.json``; 0 means "as in training")."""
+  e = config["eval"]
+  return (e["ways"] or config["ways"], e["shots"] or config["shots"],
+          e["queries"] or config["queries"], e["steps"])
 
 
 def evaluations(result_dir: str) -> list[tuple[int, int, dict]]:
-  """``(step, seed, accuracy row at the largest test-time k)`` of every evaluation."""
+  """``(step, seed, accuracy row at the largest test-time k)`` of every evaluation file
+  (``train.eval_file_stem``: one per checkpoint, seed and protocol)."""
   out = []
   for path in glob.glob(os.path.join(result_dir, "eval", "rows_step*_seed*.jsonl")):
-    step, seed = map(int, _EVAL_FILE.search(path).groups())
+    match = _EVAL_FILE.search(path)
+    if not match:
+      raise ValueError(f"{path}: not an evaluation file name (train.eval_file_stem)")
+    step, seed = int(match.group(1)), int(match.group(2))
     with open(path) as f:
       acc = [r for r in map(json.loads, f) if r["metric"] == "accuracy"]
     out.append((step, seed, max(acc, key=lambda r: r["k"])))
-  return sorted(out, key=lambda e: (e[0], e[1]))
+  return sorted(out, key=lambda e: (e[0], e[1], protocol(e[2])))
+
+
+def own_evaluations(result_dir: str) -> list[tuple[int, int, dict]]:
+  """The evaluations on the config's own seed and protocol, by step."""
+  config = _json(result_dir, "config.json")
+  return [e for e in evaluations(result_dir) if e[1] == config["eval"]["seed"]
+          and protocol(e[2]) == config_protocol(config)]
 
 
 def final_accuracy_row(result_dir: str) -> dict:
   """The accuracy row at the largest test-time step of the latest checkpoint's
-  evaluation on the config's evaluation seed."""
-  config = _json(result_dir, "config.json")
-  evals = [e for e in evaluations(result_dir) if e[1] == config["eval"]["seed"]]
+  evaluation on the config's evaluation seed and protocol."""
+  evals = own_evaluations(result_dir)
   if not evals:
-    raise FileNotFoundError(f"{result_dir}: no eval/rows_step*_seed"
-                            f"{config['eval']['seed']}.jsonl")
+    raise FileNotFoundError(f"{result_dir}: no evaluation under the config's own seed "
+                            "and protocol in eval/")
   return evals[-1][2]
+
+
+def other_protocols(result_dir: str, step: int) -> list[dict]:
+  """Accuracy rows of the same checkpoint and seed under protocols other than the
+  config's (e.g. a paper's reference code)."""
+  config = _json(result_dir, "config.json")
+  return [e[2] for e in evaluations(result_dir) if e[0] == step
+          and e[1] == config["eval"]["seed"] and protocol(e[2]) != config_protocol(config)]
+
+
+def _protocol_flags(row: dict, config: dict) -> str:
+  """The ``--config.eval.*`` flags that score a checkpoint under ``row``'s protocol."""
+  names = ("ways", "shots", "queries", "steps")
+  return " ".join(f"--config.eval.{n}={v}" for n, v, own in
+                  zip(names, protocol(row), config_protocol(config)) if v != own)
+
+
+def _describe(row: dict, config: dict) -> str:
+  ways, shots, queries, k = protocol(row)
+  own = config_protocol(config)
+  parts = [f"{ways}-way {shots}-shot"] if (ways, shots) != own[:2] else []
+  parts += [f"{queries} quer{'y' if queries == 1 else 'ies'}/class", f"k = {k}"]
+  return (f"{100 * row['mean']:.2f} ± {100 * row['ci95']:.2f} ({', '.join(parts)}, "
+          f"{row['episodes']} episodes)")
 
 
 def commands(result_dir: str) -> tuple[str, str]:
@@ -68,12 +116,14 @@ def _json(result_dir: str, name: str) -> dict:
 
 def table(result_dirs: list[str]) -> str:
   lines = ["| setting | published | ours (95% CI) | meta-iterations (of the paper's) "
-           "| train K / test K | training wall time | date | machine |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+           "| train K / test K | training wall time | date | machine | same parameters, "
+           "other test protocols |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
   for d in result_dirs:
     pub, config = _json(d, "published.json"), _json(d, "config.json")
     first = _json(d, "run.json")["invocations"][0]
     row = final_accuracy_row(d)
+    others = other_protocols(d, row["checkpoint_step"])
     machine = first["machine"]
     seconds = train.train_seconds_at(d, row["checkpoint_step"])
     train_time = "not recorded" if seconds is None else f"{seconds / 3600:.2f} h"
@@ -82,15 +132,20 @@ def table(result_dirs: list[str]) -> str:
         f"{100 * row['mean']:.2f} ± {100 * row['ci95']:.2f} ({row['episodes']} episodes) | "
         f"{row['checkpoint_step']:,} of {config['num_steps']:,} | "
         f"{row['k_train']} / {row['k']} | {train_time} | {first['date'][:10]} | "
-        f"{machine['cpu_count']}-core {machine['cpu']}, {machine['backend']} |")
+        f"{machine['cpu_count']}-core {machine['cpu']}, {machine['backend']} | "
+        f"{'; '.join(_describe(r, config) for r in others) or '–'} |")
   lines.append("")
   lines.append("Commands (the first resumes or continues training and then evaluates; "
-               "the second re-evaluates the committed parameters on a fresh seed):")
+               "the second re-evaluates the committed parameters on a fresh seed; any "
+               "further one scores them under the other protocols listed):")
   lines.append("")
   for d in result_dirs:
     train_cmd, eval_cmd = commands(d)
+    config = _json(d, "config.json")
+    extra = [f"  {train_cmd} --mode=evaluate {_protocol_flags(r, config)}"
+             for r in other_protocols(d, final_accuracy_row(d)["checkpoint_step"])]
     lines += [f"- `{os.path.basename(d)}`:", "  ```bash", f"  {train_cmd}", f"  {eval_cmd}",
-              "  ```"]
+              *extra, "  ```"]
   return "\n".join(lines)
 
 
@@ -123,7 +178,7 @@ def plot_learning_curves(result_dirs: list[str], path: str) -> None:
     if val:
       s, a = zip(*val)
       ax.plot(s, 100 * np.asarray(a), "s-", ms=3, color="C1", label="validation")
-    evals = [e for e in evaluations(d) if e[1] == config["eval"]["seed"]]
+    evals = own_evaluations(d)
     if evals:
       ax.errorbar([e[0] for e in evals], [100 * e[2]["mean"] for e in evals],
                   [100 * e[2]["ci95"] for e in evals], fmt="o", ms=4, color="C0",

@@ -287,7 +287,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
              ) -> list[dict]:
   """Scores a checkpoint on ``config.eval.split`` and writes its rows.
 
-  Writes ``<workdir>/eval/rows_step<S>_seed<E>.jsonl`` (one row per metric and inner
+  Writes ``<workdir>/eval/<eval_file_stem>.jsonl`` (one row per metric and inner
   step) and ``.npz`` of the per-episode values, both atomically.
 
   Args:
@@ -332,7 +332,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   rows = evaluation.rows(result, settings=settings, flops=adapt_flops)
   out = os.path.join(workdir, "eval")
   os.makedirs(out, exist_ok=True)
-  stem = os.path.join(out, f"rows_step{step}_seed{config.eval.seed}")
+  stem = os.path.join(out, eval_file_stem(
+      step, config.eval.seed, ways=settings["eval_ways"], shots=settings["eval_shots"],
+      queries=settings["eval_queries"], k=max(steps)))
   _atomic_write(stem + ".jsonl", "".join(json.dumps(r) + "\n" for r in rows))
   np.savez(stem + ".tmp.npz", eval_steps=np.asarray(result.eval_steps),
            **{k: v for k, v in result.values.items()})
@@ -342,6 +344,14 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       logging.info("%s k=%d: %.4f ± %.4f (%d episodes)", r["metric"], r["k"], r["mean"],
                    r["ci95"], r["episodes"])
   return rows
+
+
+def eval_file_stem(step: Optional[int], seed: int, *, ways: int, shots: int, queries: int,
+                   k: int) -> str:
+  """``rows_step<S>_seed<E>_<W>w<N>s<Q>q_k<K>``: one file per checkpoint, evaluation seed
+  and protocol (ways, shots, queries per class, largest test-time step), so scoring the
+  same parameters under another protocol never overwrites a result."""
+  return f"rows_step{step}_seed{seed}_{ways}w{shots}s{queries}q_k{k}"
 
 
 def _atomic_write(path: str, text: str) -> None:

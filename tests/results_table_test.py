@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from experiments import results_table
 
 
@@ -13,17 +15,27 @@ def _result_dir(tmp_path):
   machine = dict(cpu="Some CPU", cpu_count=2, backend="cpu")
   (d / "run.json").write_text(json.dumps(dict(invocations=[dict(
       command=cmd, date="2026-11-22T10:00:00+00:00", machine=machine)])))
-  (d / "config.json").write_text(json.dumps(dict(num_steps=60000, eval=dict(seed=1))))
+  (d / "config.json").write_text(json.dumps(dict(
+      num_steps=60000, ways=5, shots=1, queries=1,
+      eval=dict(seed=1, ways=0, shots=0, queries=15, steps=3))))
   (d / "published.json").write_text(json.dumps(dict(
       setting="MAML 5w1s", published="98.7 ± 0.4", source="Finn et al. 2017")))
   (d / "progress.json").write_text(json.dumps(dict(
       step=2000, train_seconds=900.0, history=[[1000, 450.0], [2000, 900.0]])))
-  row = lambda step, k, mean: dict(metric="accuracy", k=k, mean=mean, ci95=0.003,
-                                   episodes=600, checkpoint_step=step, k_train=1)
-  for step, seed, mean in [(1000, 1, 0.9), (1000, 2, 0.5), (2000, 2, 0.1)]:
+  def row(step, k, mean, queries=15):
+    return dict(metric="accuracy", k=k, mean=mean, ci95=0.003, episodes=600,
+                checkpoint_step=step, k_train=1, eval_ways=5, eval_shots=1,
+                eval_queries=queries)
+  # (step, seed, accuracy at k=3 with 15 queries, at k=10 with 1 query or None)
+  for step, seed, mean, reference in [(1000, 1, 0.9, 0.99), (1000, 2, 0.5, None),
+                                      (2000, 2, 0.1, None)]:
     rows = [row(step, 0, 0.2), row(step, 3, mean), dict(metric="loss", k=3, mean=9.0)]
-    (d / "eval" / f"rows_step{step}_seed{seed}.jsonl").write_text(
+    (d / "eval" / f"rows_step{step}_seed{seed}_5w1s15q_k3.jsonl").write_text(
         "\n".join(json.dumps(r) for r in rows))
+    if reference is not None:  # The same parameters under another protocol.
+      rows = [row(step, 0, 0.2, 1), row(step, 10, reference, 1)]
+      (d / "eval" / f"rows_step{step}_seed{seed}_5w1s1q_k10.jsonl").write_text(
+          "\n".join(json.dumps(r) for r in rows))
   (d / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in [
       dict(step=500, query_accuracy_post=0.8),
       dict(step=1000, query_accuracy_post=0.9, **{"val/query_accuracy_k3": 0.88})]))
@@ -36,9 +48,20 @@ def test_row_is_the_latest_evaluation_on_the_configs_seed_with_its_own_time(tmp_
   row = text.splitlines()[2]
   # Seed 2's later evaluation is a re-evaluation, not the result; 1,000 steps took 450 s.
   assert "| 90.00 ± 0.30 (600 episodes) | 1,000 of 60,000 | 1 / 3 | 0.12 h |" in row
+  # The other protocol is listed beside it, never taken as the result.
+  assert row.endswith("| 99.00 ± 0.30 (1 query/class, k = 10, 600 episodes) |"), row
   train_cmd, eval_cmd = results_table.commands(str(d))
   assert "--mode" not in train_cmd and "eval.seed" not in train_cmd
   assert eval_cmd == train_cmd + " --mode=evaluate --config.eval.seed=2"
+  assert (f"  {train_cmd} --mode=evaluate --config.eval.queries=1 --config.eval.steps=10"
+          in text.splitlines())
+
+
+def test_an_unrecognised_eval_file_name_is_an_error(tmp_path):
+  d = _result_dir(tmp_path)
+  (d / "eval" / "rows_step1000_seed1 copy.jsonl").write_text("")
+  with pytest.raises(ValueError, match="not an evaluation file name"):
+    results_table.evaluations(str(d))
 
 
 def test_learning_curve_figure_is_written(tmp_path):

@@ -45,6 +45,13 @@ def _theta(workdir, step):
   return jax.device_get(theta)
 
 
+def _eval_file(workdir, step):
+  """The one evaluation file of ``step`` on seed 1 (its name also carries the protocol)."""
+  paths = list((workdir / "eval").glob(f"rows_step{step}_seed1_*.jsonl"))
+  assert len(paths) == 1, paths
+  return paths[0]
+
+
 def test_killed_run_resumes_to_bitwise_identical_parameters(tmp_path):
   steps = 3000
   ref = train.train(_config(steps), str(tmp_path / "ref"))
@@ -71,7 +78,7 @@ def test_killed_run_resumes_to_bitwise_identical_parameters(tmp_path):
   for a, b in zip(jax.tree.leaves(jax.device_get(ref.theta)), jax.tree.leaves(resumed)):
     assert np.array_equal(a, b)
 
-  rows = [json.loads(l) for l in open(workdir / "eval" / f"rows_step{steps}_seed1.jsonl")]
+  rows = [json.loads(l) for l in open(_eval_file(workdir, steps))]
   assert {r["k"] for r in rows} == {0, 1, 2, 5, 10}
   assert all(r["episodes"] == 50 and r["ci95"] > 0 and r["adaptation_flops"] > 0
              for r in rows)
@@ -171,7 +178,8 @@ def test_omniglot_smoke_command_from_the_readme(tmp_path):
                         env=dict(os.environ, JAX_PLATFORMS="cpu"))
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "batch-norm mode: transductive" in proc.stderr
-  rows = [json.loads(l) for l in open(tmp_path / "eval" / "rows_step20_seed1.jsonl")]
+  rows = [json.loads(l) for l in open(
+      tmp_path / "eval" / "rows_step20_seed1_5w1s15q_k3.jsonl")]
   acc = [r for r in rows if r["metric"] == "accuracy"]
   assert [r["k"] for r in acc] == [0, 1, 2, 3]
   assert all(r["eval_split"] == "test" and r["eval_queries"] == 15 and r["ways"] == 5
