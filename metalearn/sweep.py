@@ -161,13 +161,16 @@ def point_flops(c: ml_collections.ConfigDict) -> dict[str, Any]:
 def _rows_stem(point: Point, workdir: str) -> str:
   c = point.config
   return os.path.join(workdir, "points", point.name, "eval",
-                      f"rows_step{c.num_steps}_seed{c.eval.seed}")
+                      train.eval_file_stem(c, c.num_steps))
 
 
 def is_done(point: Point, workdir: str) -> bool:
-  """The point's evaluation rows and per-episode values exist."""
+  """The point's evaluation rows and per-episode values exist (also under the file
+  name used before evaluation files named their protocol)."""
   stem = _rows_stem(point, workdir)
-  return (os.path.exists(stem + ".jsonl") and os.path.exists(stem + ".npz")
+  legacy = stem.rsplit("_", 2)[0]  # rows_step<S>_seed<E>
+  return (any(os.path.exists(s + ".jsonl") and os.path.exists(s + ".npz")
+              for s in (stem, legacy))
           and os.path.exists(os.path.join(workdir, "points", point.name, "point.json")))
 
 

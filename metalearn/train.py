@@ -332,9 +332,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   rows = evaluation.rows(result, settings=settings, flops=adapt_flops)
   out = os.path.join(workdir, "eval")
   os.makedirs(out, exist_ok=True)
-  stem = os.path.join(out, eval_file_stem(
-      step, config.eval.seed, ways=settings["eval_ways"], shots=settings["eval_shots"],
-      queries=settings["eval_queries"], k=max(steps)))
+  stem = os.path.join(out, eval_file_stem(config, step))
   _atomic_write(stem + ".jsonl", "".join(json.dumps(r) + "\n" for r in rows))
   np.savez(stem + ".tmp.npz", eval_steps=np.asarray(result.eval_steps),
            **{k: v for k, v in result.values.items()})
@@ -346,12 +344,13 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   return rows
 
 
-def eval_file_stem(step: Optional[int], seed: int, *, ways: int, shots: int, queries: int,
-                   k: int) -> str:
-  """``rows_step<S>_seed<E>_<W>w<N>s<Q>q_k<K>``: one file per checkpoint, evaluation seed
-  and protocol (ways, shots, queries per class, largest test-time step), so scoring the
-  same parameters under another protocol never overwrites a result."""
-  return f"rows_step{step}_seed{seed}_{ways}w{shots}s{queries}q_k{k}"
+def eval_file_stem(config: ml_collections.ConfigDict, step: Optional[int]) -> str:
+  """``rows_step<S>_seed<E>_<W>w<N>s<Q>q_k<K>``: one evaluation file per checkpoint,
+  evaluation seed and protocol (ways, shots, queries per class, largest test-time step),
+  so scoring the same parameters under another protocol never overwrites a result."""
+  e = config.eval
+  return (f"rows_step{step}_seed{e.seed}_{e.ways or config.ways}w{e.shots or config.shots}"
+          f"s{e.queries or config.queries}q_k{max(builders.eval_steps(config))}")
 
 
 def _atomic_write(path: str, text: str) -> None:

@@ -91,6 +91,13 @@ def test_rerun_skips_finished_points_and_redoes_a_missing_one(smoke):
   lost = os.path.join(points, "shots=5_s0", "eval")
   for n in os.listdir(lost):  # As if killed after training, before evaluation.
     os.remove(os.path.join(lost, n))
+  other = next(p for p in sorted(os.listdir(points))
+               if p not in ("k_train=2_s0", "shots=5_s0"))
+  legacy = os.path.join(points, other, "eval")
+  for n in os.listdir(legacy):  # Named as before evaluation files named their protocol.
+    stem, ext = n.split(".", 1)
+    os.rename(os.path.join(legacy, n),
+              os.path.join(legacy, "_".join(stem.split("_")[:3]) + "." + ext))
   log = _run_smoke(workdir)
   assert "4 points, 3 already done" in log
   assert "point 3/4 shots=5_s0" in log and "point 2/4" not in log
