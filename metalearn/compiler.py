@@ -2,17 +2,18 @@
 faster compile at a small cost per step (``fast_compile``).
 
 ``fast_compile`` on XLA:CPU compiles with ``xla_cpu_use_fusion_emitters=False``: XLA's
-legacy elemental emitters instead of its MLIR fusion emitters. Measured on the
-reference workload (Omniglot conv net, meta-batch 32; jax 0.10.2, 2-core CPU, nothing
-else running; ``benchmarks/README.md``), interleaved in one process: lowering +
-compiling second-order MAML at K = 5 takes about 3 s less (11.5 → 8.2 s), and steps
-are 1–6% slower (second-order MAML ~1%, Reptile and remat ~5%). A 60,000-step run
-pays the compile once and the step cost every step, so training keeps XLA's defaults
-unless told otherwise (``config.fast_compile``); short runs (smoke configs, tests,
-quick sweeps) are compile-bound and gain. Other backends get XLA's defaults either way.
+older elemental emitters instead of its MLIR fusion emitters. Measured on the reference
+workload (Omniglot conv net, meta-batch 32; jax 0.10.2, 2-core CPU, nothing else
+running; tables in ``benchmarks/README.md``): lowering + compiling the second-order
+meta-step takes a third less CPU time, 6.3–7.8 s instead of 9.8–11.3 s wall at
+K = 1…100, and steps are slower, measured interleaved in one process: second-order MAML
+1–2%, first order 3%, remat at K = 20 4%, Reptile 6%. A 60,000-step run pays the
+compile once and the step cost every step, so training keeps XLA's defaults unless
+told otherwise (``config.fast_compile``); compile-bound runs (smoke configs, quick
+checks) gain. Other backends get XLA's defaults either way.
 
-An option this jaxlib does not know is dropped after a one-off probe (older jaxlibs
-lack the flag), with a warning, so the library never fails to compile because of it.
+An option this jaxlib does not know is dropped after a one-off probe, with a warning, so
+the library never fails to compile because of it.
 """
 
 import functools
