@@ -17,18 +17,11 @@ import time
 from absl import app
 from absl import flags
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
 from benchmarks import meta_step
 from metalearn import compiler
-from metalearn import inner
-from metalearn import learner as learner_lib
-from metalearn import outer
 from metalearn import provenance
-from metalearn.models import conv4
-from metalearn.tasks import sampling
 
 _K = flags.DEFINE_integer("K", 1, "Inner steps.")
 _OPT = flags.DEFINE_integer("opt_level", -1, "xla_backend_optimization_level; -1 default.")
@@ -47,22 +40,14 @@ def main(_):
   if _CACHE.value:
     jax.config.update("jax_compilation_cache_dir", _CACHE.value)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-  options = compiler.options(_FAST.value) | meta_step.compiler_options(
-      meta_step.Settings(xla_options=_XLA.value))
+  options = compiler.options(_FAST.value) | meta_step.parse_xla_options(_XLA.value)
   if _OPT.value >= 0:
     options["xla_backend_optimization_level"] = _OPT.value
-  learner = learner_lib.Learner(conv4.omniglot_conv4(5))
-  family = sampling.ImageTaskFamily(5, 1, 15)
-  data = jnp.asarray(np.random.default_rng(0).integers(
-      0, 255, (100, 20, 28, 28, 1), dtype=np.uint8))
-  optimizer = optax.adam(1e-3)
-  state = outer.init_state(learner.init(jax.random.key(0), jnp.zeros((5, 28, 28, 1))),
-                           optimizer)
-  step = outer.make_meta_step(learner=learner, algorithm=_ALGORITHM.value,
-                              inner=inner.InnerConfig(_K.value, 0.4, remat=_REMAT.value),
-                              optimizer=optimizer,
-                              task_family=family, meta_batch=32, jit=False)
-  args = (state, data, jax.random.key(1), jnp.bool_(False))
+  # The reference workload (meta_step.Settings' defaults) at this K, not logging.
+  step, (state, data, key, log) = meta_step.build(
+      meta_step.Settings(algorithm=_ALGORITHM.value, K=_K.value, remat=_REMAT.value),
+      jit=False)
+  args = (state, data, key, log)
   load_before = round(os.getloadavg()[0], 2)
   cpu, wall = time.process_time(), time.time()
   lowered = jax.jit(step, donate_argnums=0).lower(*args)
@@ -72,7 +57,7 @@ def main(_):
   times = []
   for _ in range(_STEPS.value):
     t = time.time()
-    state, _ = compiled(state, data, jax.random.key(1), jnp.bool_(False))
+    state, _ = compiled(state, data, key, log)
     jax.block_until_ready(state)
     times.append(time.time() - t)
   line = json.dumps(dict(

@@ -24,7 +24,6 @@ the body of ``lax.map``'s loop over tasks once).
 
 import collections
 import dataclasses
-import datetime
 import glob
 import gzip
 import json
@@ -46,6 +45,7 @@ import optax
 from metalearn import flops
 from metalearn import learner as learner_lib
 from metalearn import outer
+from metalearn import provenance
 from metalearn.inner import InnerConfig
 from metalearn.models import conv4
 from metalearn.tasks import sampling
@@ -132,10 +132,10 @@ def build(s: Settings, jit: bool = True):
   return step, (state, data, jax.random.key(s.seed + 1), jnp.bool_(False))
 
 
-def compiler_options(s: Settings) -> dict[str, Any]:
-  """``s.xla_options`` as ``Lowered.compile``'s dict (true/false -> bool, digits -> int)."""
+def parse_xla_options(text: str) -> dict[str, Any]:
+  """``"name=value;..."`` as ``Lowered.compile``'s dict (true/false -> bool, digits -> int)."""
   out = {}
-  for item in filter(None, s.xla_options.split(";")):
+  for item in filter(None, text.split(";")):
     name, sep, value = item.partition("=")
     if not sep:
       raise ValueError(f"--xla_options: {item!r} is not name=value")
@@ -177,7 +177,7 @@ def environment() -> dict[str, Any]:
       "device": str(jax.devices()[0].device_kind), "cpus": os.cpu_count(),
       "host": platform.node(), "python": sys.version.split()[0],
       "xla_flags": os.environ.get("XLA_FLAGS", ""),
-      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+      "date": provenance.now(),
       "loadavg": [round(x, 2) for x in os.getloadavg()],
   }
 
@@ -210,7 +210,7 @@ def run(s: Settings, profile_dir: str = "") -> dict[str, Any]:
   load_before = os.getloadavg()[0]
   step, (state, data, key, log) = build(s)
   start, cpu_start = time.perf_counter(), time.process_time()
-  compiled = step.lower(state, data, key, log).compile(compiler_options(s))
+  compiled = step.lower(state, data, key, log).compile(parse_xla_options(s.xla_options))
   compile_s = time.perf_counter() - start
   # CPU seconds of this process: on a loaded machine a steadier figure than wall time.
   compile_cpu_s = time.process_time() - cpu_start
@@ -271,7 +271,7 @@ def compare(variants: list[Settings], rounds: int) -> list[dict[str, Any]]:
   for s in variants:
     step, (state, data, key, log) = build(s)
     start = time.perf_counter()
-    compiled = step.lower(state, data, key, log).compile(compiler_options(s))
+    compiled = step.lower(state, data, key, log).compile(parse_xla_options(s.xla_options))
     compile_s = time.perf_counter() - start
     for _ in range(s.warmup):
       state, _ = jax.block_until_ready(compiled(state, data, key, log))

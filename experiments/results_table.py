@@ -21,8 +21,10 @@ import shlex
 
 from absl import app
 from absl import flags
+import ml_collections
 import numpy as np
 
+from metalearn import builders
 from metalearn import scaling_plots
 from metalearn import train
 
@@ -36,10 +38,8 @@ def protocol(row: dict) -> tuple[int, int, int, int]:
 
 
 def config_protocol(config: dict) -> tuple[int, int, int, int]:
-  """The protocol of a run's own evaluation (``config.json``; 0 means "as in training")."""
-  e = config["eval"]
-  return (e["ways"] or config["ways"], e["shots"] or config["shots"],
-          e["queries"] or config["queries"], e["steps"])
+  """The protocol of a run's own evaluation (``config.json``)."""
+  return builders.eval_protocol(ml_collections.ConfigDict(config))
 
 
 def evaluations(result_dir: str) -> list[tuple[int, int, dict]]:

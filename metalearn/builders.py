@@ -118,6 +118,13 @@ def eval_steps(c: ml_collections.ConfigDict) -> tuple[int, ...]:
   return steps or tuple(range(c.eval.steps + 1))
 
 
+def eval_protocol(c: ml_collections.ConfigDict) -> tuple[int, int, int, int]:
+  """(ways, shots, queries per class, largest test-time step) evaluation scores with;
+  a 0 in ``c.eval`` means as in meta-training."""
+  e = c.eval
+  return (e.ways or c.ways, e.shots or c.shots, e.queries or c.queries, max(eval_steps(c)))
+
+
 def build_learner(c: ml_collections.ConfigDict, ways: Optional[int] = None) -> Learner:
   """The model, loss and batch-norm mode; ``ways`` overrides the head's width."""
   ways = ways or c.ways

@@ -168,7 +168,8 @@ def is_done(point: Point, workdir: str) -> bool:
   """The point's evaluation rows and per-episode values exist (also under the file
   name used before evaluation files named their protocol)."""
   stem = _rows_stem(point, workdir)
-  legacy = stem.rsplit("_", 2)[0]  # rows_step<S>_seed<E>
+  c = point.config
+  legacy = os.path.join(os.path.dirname(stem), f"rows_step{c.num_steps}_seed{c.eval.seed}")
   return (any(os.path.exists(s + ".jsonl") and os.path.exists(s + ".npz")
               for s in (stem, legacy))
           and os.path.exists(os.path.join(workdir, "points", point.name, "point.json")))

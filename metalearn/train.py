@@ -322,10 +322,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       lambda k: jax.tree.map(lambda x: x[0], family.sample(k, data, 1)), jax.random.key(0))
   adapt_flops = flops_lib.adaptation_flops(learner, inner, episode, list(steps))
   settings = builders.config_summary(config)
+  ways, shots, queries, _ = builders.eval_protocol(config)
   settings.update(
-      eval_split=config.eval.split, eval_ways=config.eval.ways or config.ways,
-      eval_shots=config.eval.shots or config.shots,
-      eval_queries=config.eval.queries or config.queries,
+      eval_split=config.eval.split, eval_ways=ways, eval_shots=shots, eval_queries=queries,
       eval_inner_lr=inner.lr, eval_seed=config.eval.seed,
       checkpoint_step=None if step is None else int(step),
       eval_seconds=round(time.time() - t0, 2))
@@ -348,9 +347,8 @@ def eval_file_stem(config: ml_collections.ConfigDict, step: Optional[int]) -> st
   """``rows_step<S>_seed<E>_<W>w<N>s<Q>q_k<K>``: one evaluation file per checkpoint,
   evaluation seed and protocol (ways, shots, queries per class, largest test-time step),
   so scoring the same parameters under another protocol never overwrites a result."""
-  e = config.eval
-  return (f"rows_step{step}_seed{e.seed}_{e.ways or config.ways}w{e.shots or config.shots}"
-          f"s{e.queries or config.queries}q_k{max(builders.eval_steps(config))}")
+  ways, shots, queries, k = builders.eval_protocol(config)
+  return f"rows_step{step}_seed{config.eval.seed}_{ways}w{shots}s{queries}q_k{k}"
 
 
 def _atomic_write(path: str, text: str) -> None:

@@ -17,7 +17,7 @@ def _result_dir(tmp_path):
       command=cmd, date="2026-11-22T10:00:00+00:00", machine=machine)])))
   (d / "config.json").write_text(json.dumps(dict(
       num_steps=60000, ways=5, shots=1, queries=1,
-      eval=dict(seed=1, ways=0, shots=0, queries=15, steps=3))))
+      eval=dict(seed=1, ways=0, shots=0, queries=15, steps=3, eval_steps=[]))))
   (d / "published.json").write_text(json.dumps(dict(
       setting="MAML 5w1s", published="98.7 ± 0.4", source="Finn et al. 2017")))
   (d / "progress.json").write_text(json.dumps(dict(
