@@ -57,6 +57,14 @@ def test_row_is_the_latest_evaluation_on_the_configs_seed_with_its_own_time(tmp_
           in text.splitlines())
 
 
+def test_own_protocol_is_the_largest_requested_step_not_eval_steps(tmp_path):
+  d = _result_dir(tmp_path)
+  config = json.loads((d / "config.json").read_text())
+  config["eval"].update(steps=10, eval_steps=[0, 3])  # Scores k = 0 and 3 only.
+  (d / "config.json").write_text(json.dumps(config))
+  assert results_table.final_accuracy_row(str(d))["mean"] == 0.9
+
+
 def test_an_unrecognised_eval_file_name_is_an_error(tmp_path):
   d = _result_dir(tmp_path)
   (d / "eval" / "rows_step1000_seed1 copy.jsonl").write_text("")
