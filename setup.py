@@ -9,14 +9,17 @@ setuptools.setup(
     packages=setuptools.find_packages(
         include=["metalearn", "metalearn.*", "launch", "experiments", "benchmarks"]),
     python_requires=">=3.10",
+    # Floors are the versions the test suite has run with (jax 0.10.2, flax 0.12.8,
+    # optax 0.2.8, orbax 0.12.8): the code uses jax.make_mesh(axis_types=...),
+    # jax.jit(compiler_options=...) and optax.tree.norm, which older releases lack.
     install_requires=[
-        "jax>=0.4.30",
-        "flax>=0.8",
-        "optax>=0.2",
+        "jax>=0.10",
+        "flax>=0.12",
+        "optax>=0.2.8",
         "tensorflow-datasets>=4.9",
         "absl-py>=2.0",
         "ml-collections>=0.1.1",
-        "orbax-checkpoint>=0.5",
+        "orbax-checkpoint>=0.12",
         "matplotlib>=3.7",
         "numpy>=1.26",
         "scipy>=1.11",
