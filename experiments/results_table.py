@@ -154,9 +154,23 @@ def _published(text: str) -> tuple[float, float]:
   return mean, ci
 
 
+def evaluation_points(result_dir: str) -> list[tuple[tuple[int, int, int, int],
+                                              list[tuple[int, float, float]]]]:
+  """Test accuracy (%) by checkpoint on the config's evaluation seed, grouped by
+  protocol: ``[(protocol, [(step, mean, ci95), ...]), ...]``, the config's own protocol
+  first (possibly with no points), then the others in sorted order."""
+  config = _json(result_dir, "config.json")
+  own = config_protocol(config)
+  evals = [e for e in evaluations(result_dir) if e[1] == config["eval"]["seed"]]
+  protocols = [own] + sorted({protocol(e[2]) for e in evals} - {own})
+  return [(p, [(e[0], 100 * e[2]["mean"], 100 * e[2]["ci95"]) for e in evals
+               if protocol(e[2]) == p]) for p in protocols]
+
+
 def plot_learning_curves(result_dirs: list[str], path: str) -> None:
   """One panel per result dir: smoothed training query accuracy after adaptation,
-  validation accuracy, test evaluations with 95% CIs, and the published band."""
+  validation accuracy, test evaluations with 95% CIs (the config's own protocol filled,
+  other protocols hollow), and the published band."""
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, axes = plt.subplots(1, len(result_dirs), figsize=(4.2 * len(result_dirs), 3.4),
                            squeeze=False)
@@ -178,16 +192,21 @@ def plot_learning_curves(result_dirs: list[str], path: str) -> None:
     if val:
       s, a = zip(*val)
       ax.plot(s, 100 * np.asarray(a), "s-", ms=3, color="C1", label="validation")
-    evals = own_evaluations(d)
-    if evals:
-      ax.errorbar([e[0] for e in evals], [100 * e[2]["mean"] for e in evals],
-                  [100 * e[2]["ci95"] for e in evals], fmt="o", ms=4, color="C0",
-                  capsize=2, label=f"test, {evals[-1][2]['episodes']} episodes")
+    groups = evaluation_points(d)
+    for i, ((_, _, queries, k), points) in enumerate(groups):
+      if not points:
+        continue
+      steps, means, cis = zip(*points)
+      ax.errorbar(steps, means, cis, fmt="D" if i else "o", ms=4, capsize=2,
+                  color=f"C{2 + i}" if i else "C0", mfc="none" if i else None,
+                  label=f"test, {queries} quer{'y' if queries == 1 else 'ies'}/class, "
+                        f"k = {k}" + (" (own)" if not i else ""))
     mean, ci = _published(pub["published"])
     ax.axhspan(mean - ci, mean + ci, color="C2", alpha=0.25,
                label=f"published {pub['published']}")
     ax.set_xlim(0, config["num_steps"])
-    ax.set_ylim(max(0, min([mean - 10] + [100 * e[2]["mean"] - 5 for e in evals])), 100.5)
+    lowest = [m - 5 for _, points in groups for _, m, _ in points]
+    ax.set_ylim(max(0, min([mean - 10] + lowest)), 100.5)
     ax.set_xlabel("meta-iteration (x-axis: the paper's full run)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(pub["setting"], fontsize=7, wrap=True)

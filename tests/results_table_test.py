@@ -76,3 +76,12 @@ def test_learning_curve_figure_is_written(tmp_path):
   d = _result_dir(tmp_path)
   results_table.plot_learning_curves([str(d)], str(tmp_path / "curves.png"))
   assert (tmp_path / "curves.png").stat().st_size > 10_000
+
+
+def test_evaluation_points_put_the_own_protocol_first_and_keep_the_others(tmp_path):
+  d = _result_dir(tmp_path)
+  groups = results_table.evaluation_points(str(d))
+  # Seed 2's evaluations are re-evaluations on a fresh seed: not on the curve.
+  assert [p for p, _ in groups] == [(5, 1, 15, 3), (5, 1, 1, 10)]
+  assert groups[0][1] == [(1000, pytest.approx(90.0), pytest.approx(0.3))]
+  assert groups[1][1] == [(1000, pytest.approx(99.0), pytest.approx(0.3))]
