@@ -6,6 +6,7 @@ text between the GENERATED markers of the README is replaced; the rest is prose.
 
 import json
 import os
+import statistics
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -99,6 +100,28 @@ def compare_table(rows: list[dict]) -> list[str]:
   return out
 
 
+def alternate_table(rows: list[dict]) -> list[str]:
+  """Pairs of separate processes in turn (second order, then first order): each pair's
+  ratio of median step times, then the median ratio over pairs."""
+  pairs = list(zip(rows[0::2], rows[1::2]))
+  for so, fo in pairs:
+    if (so["settings"]["algorithm"], fo["settings"]["algorithm"]) != ("maml", "fomaml"):
+      raise ValueError("alternate.jsonl: expected rows in turn maml, fomaml, ...")
+  out = ["| pair | K | maml s/step (min–max) | fomaml s/step (min–max) | "
+         "fomaml speedup | load before / after |", "|" + " --- |" * 6]
+  ratios = []
+  for i, (so, fo) in enumerate(pairs, 1):
+    ratios.append(so["median_s"] / fo["median_s"])
+    out.append(f"| {i} | {so['settings']['K']} | {so['median_s']:.2f} "
+               f"({so['min_s']:.2f}–{so['max_s']:.2f}) | {fo['median_s']:.2f} "
+               f"({fo['min_s']:.2f}–{fo['max_s']:.2f}) | {ratios[-1]:.2f} | "
+               f"{so.get('loadavg_before', so['loadavg'][0]):.1f} / {fo['loadavg'][0]:.1f} |")
+  if ratios:
+    out += ["", f"Median speedup over {len(ratios)} pairs: **{statistics.median(ratios):.2f}×** "
+            f"(range {min(ratios):.2f}–{max(ratios):.2f})."]
+  return out
+
+
 def compile_table(rows: list[dict]) -> list[str]:
   out = ["| algorithm | K | remat | options | lowering s | lowering + compile s | "
          "compile CPU s | s/step (median of n) | date | load before / after |",
@@ -128,6 +151,13 @@ def render() -> str:
               "", "Each group's first row is its reference; `python -m "
               "benchmarks.meta_step --compare=FIELD=V1,V2,...`.", ""]
     parts += compare_table(cmp_rows) + [""]
+  alt = _rows("alternate.jsonl")
+  if alt:
+    parts += ["### First order against second order, separate processes in turn", "",
+              "`python -m benchmarks.meta_step --algorithm=maml|fomaml --K=5 "
+              "--nocount_flops`, one process each, maml and fomaml alternating "
+              "(`ALTERNATE` in `run_all.sh`).", ""]
+    parts += alternate_table(alt) + [""]
   fusion = _rows("fusion.jsonl")
   if fusion:
     parts += ["### XLA's fusion emitters on (XLA's default) and off (`fast_compile`), "

@@ -4,10 +4,11 @@
 #   bash benchmarks/run_all.sh            # everything (the memory sweep takes long)
 #   MEMORY=0 bash benchmarks/run_all.sh   # skip the memory-vs-K sweep
 #
-# Each section can be skipped with its variable set to 0 (META, COMPARE, FUSION,
+# Each section can be skipped with its variable set to 0 (META, COMPARE, ALTERNATE, FUSION,
 # COMPILE, EVAL, ROOFLINE, MEMORY); a skipped section keeps its earlier results file.
 #
-# Env: PYTHON (default: python), MEMORY_META_BATCH (default 8), STEPS (default 10).
+# Env: PYTHON (default: python), MEMORY_META_BATCH (default 8), STEPS (default 10),
+# ROUNDS (default 4: pairs of processes in ALTERNATE).
 # The machine is shared: the load before and after is recorded in results/load.txt
 # and every JSON row carries the load average at its start and end.
 set -euo pipefail
@@ -20,7 +21,8 @@ export JAX_PLATFORMS=${JAX_PLATFORMS:-cpu}
 
 snapshot() { echo "== $1: $(date -u +%FT%TZ)"; uptime; top -bn1 | sed -n '7,12p'; }
 on() { [ "${!1:-1}" = 1 ]; }
-snapshot "start (sections: META=${META:-1} COMPARE=${COMPARE:-1} FUSION=${FUSION:-1} \
+snapshot "start (sections: META=${META:-1} COMPARE=${COMPARE:-1} \
+ALTERNATE=${ALTERNATE:-1} FUSION=${FUSION:-1} \
 COMPILE=${COMPILE:-1} EVAL=${EVAL:-1} ROOFLINE=${ROOFLINE:-1} MEMORY=${MEMORY:-1})" \
   >> "$R/load.txt"
 
@@ -43,6 +45,18 @@ for args in "--K=1 --compare=task_map=vmap,map" "--K=1 --compare=conv_impl=im2co
             "--K=5 --compare=algorithm=maml,fomaml"; do
   # shellcheck disable=SC2086
   $PY -m benchmarks.meta_step $args --steps=6 --out="$R/compare.jsonl"
+done
+fi
+
+# First order against second order at K = 5 in separate processes, alternating
+# (maml, fomaml, maml, ...): no in-process interference, and drift falls on both.
+if on ALTERNATE; then
+: > "$R/alternate.jsonl"
+for _ in $(seq "${ROUNDS:-4}"); do
+  for alg in maml fomaml; do
+    $PY -m benchmarks.meta_step --algorithm=$alg --K=5 --nocount_flops --steps="$STEPS" \
+      --out="$R/alternate.jsonl"
+  done
 done
 fi
 

@@ -43,3 +43,17 @@ def test_flop_count_is_affine_in_K_so_extrapolation_is_exact():
   # Not logging: fewer flops than a traced log flag, counted as the costlier branch.
   step, args = meta_step.build(dataclasses.replace(s, unroll=True))
   assert direct < flops.program_flops(step, *args, compiled=True)
+
+
+def test_alternate_table_pairs_processes_in_turn_and_takes_the_median_ratio():
+  from benchmarks import report  # pylint: disable=g-import-not-at-top
+  def row(alg, median):
+    return dict(settings=dict(algorithm=alg, K=5), median_s=median, min_s=median,
+                max_s=median, loadavg=[1.0], loadavg_before=1.0)
+  rows = [row("maml", 3.0), row("fomaml", 2.0), row("maml", 2.0), row("fomaml", 1.0),
+          row("maml", 4.0), row("fomaml", 2.5)]
+  text = "\n".join(report.alternate_table(rows))
+  assert "| 1.50 |" in text and "| 2.00 |" in text and "| 1.60 |" in text
+  assert "**1.60×** (range 1.50–2.00)" in text
+  with pytest.raises(ValueError, match="in turn"):
+    report.alternate_table(rows[1:])
