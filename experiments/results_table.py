@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shlex
+import textwrap
 
 from absl import app
 from absl import flags
@@ -209,7 +210,7 @@ def plot_learning_curves(result_dirs: list[str], path: str) -> None:
     ax.set_ylim(max(0, min([mean - 10] + lowest)), 100.5)
     ax.set_xlabel("meta-iteration (x-axis: the paper's full run)")
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(pub["setting"], fontsize=7, wrap=True)
+    ax.set_title(textwrap.fill(pub["setting"], 70), fontsize=7)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, loc="lower right")
   footer = (f"Drawn {datetime.date.today().isoformat()} by experiments/results_table.py "
