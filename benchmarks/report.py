@@ -26,6 +26,11 @@ def _load(r: dict) -> str:
   return f"{r.get('loadavg_before', r['loadavg'][0]):.1f} / {r['loadavg'][0]:.1f}"
 
 
+def _seconds(r: dict) -> str:
+  """A row's median seconds per step with its range."""
+  return f"{r['median_s']:.2f} ({r['min_s']:.2f}–{r['max_s']:.2f})"
+
+
 def _fill_flops(rows: list[dict]) -> None:
   """Rows run with --nocount_flops take the count of the same maths (algorithm, K,
   first_order, sizes) from another row: the task batching does not change the flops."""
@@ -54,7 +59,7 @@ def meta_step_table(rows: list[dict]) -> list[str]:
       compile_s += f" ({r['compile_cpu_s']:.1f})"
     out.append(
         f"| {alg} | {s['K']} | {'yes' if s['remat'] else 'no'} | {s['task_map']} | "
-        f"{s['conv_impl']} | {r['median_s']:.2f} ({r['min_s']:.2f}–{r['max_s']:.2f}) | "
+        f"{s['conv_impl']} | {_seconds(r)} | "
         f"{r['meta_steps_per_s']:.2f} | {compile_s} | "
         f"{r['flops_per_step'] / 1e9:.1f} | {r['achieved_gflops']:.1f} | "
         f"{r['peak_rss_bytes'] / 1e9:.2f} | {_load(r)} |")
@@ -93,9 +98,7 @@ def compare_table(rows: list[dict]) -> list[str]:
     s = r["settings"]
     out.append(f"| {s['algorithm']} | {s['K']} | {'yes' if s['remat'] else 'no'} | "
                f"{s['queries']} | {s['task_map']} | {s.get('map_batch', 1)} | "
-               f"{s['conv_impl']} | "
-               f"{s.get('xla_options') or 'default'} | "
-               f"{r['median_s']:.2f} ({r['min_s']:.2f}–{r['max_s']:.2f})"
+               f"{s['conv_impl']} | {s.get('xla_options') or 'default'} | {_seconds(r)}"
                f" | {r['speedup']:.3f} | {r['compile_s']:.1f} | {r['loadavg'][0]:.1f} |")
   return out
 
@@ -112,9 +115,8 @@ def alternate_table(rows: list[dict]) -> list[str]:
   ratios = []
   for i, (so, fo) in enumerate(pairs, 1):
     ratios.append(so["median_s"] / fo["median_s"])
-    out.append(f"| {i} | {so['settings']['K']} | {so['median_s']:.2f} "
-               f"({so['min_s']:.2f}–{so['max_s']:.2f}) | {fo['median_s']:.2f} "
-               f"({fo['min_s']:.2f}–{fo['max_s']:.2f}) | {ratios[-1]:.2f} | "
+    out.append(f"| {i} | {so['settings']['K']} | {_seconds(so)} | {_seconds(fo)} | "
+               f"{ratios[-1]:.2f} | "
                f"{so.get('loadavg_before', so['loadavg'][0]):.1f} / {fo['loadavg'][0]:.1f} |")
   if ratios:
     out += ["", f"Median speedup over {len(ratios)} pairs: **{statistics.median(ratios):.2f}×** "
