@@ -54,33 +54,40 @@ def evaluations(result_dir: str) -> list[tuple[int, int, dict]]:
     step, seed = int(match.group(1)), int(match.group(2))
     with open(path) as f:
       acc = [r for r in map(json.loads, f) if r["metric"] == "accuracy"]
-    out.append((step, seed, max(acc, key=lambda r: r["k"])))
+    best = max(acc, key=lambda r: r["k"])
+    if best["checkpoint_step"] != step:
+      raise ValueError(f"{path}: rows have checkpoint_step {best['checkpoint_step']}, "
+                       f"the file name says {step}")
+    out.append((step, seed, best))
   return sorted(out, key=lambda e: (e[0], e[1], protocol(e[2])))
 
 
-def own_evaluations(result_dir: str) -> list[tuple[int, int, dict]]:
-  """The evaluations on the config's own seed and protocol, by step."""
+def by_protocol(result_dir: str) -> list[tuple[tuple[int, int, int, int], list[dict]]]:
+  """Accuracy rows on the config's evaluation seed, grouped by protocol and sorted by
+  step: ``[(protocol, [row, ...]), ...]``, the config's own protocol first (possibly with
+  no rows), then the others in sorted order. Re-evaluations on other seeds are left out."""
   config = _json(result_dir, "config.json")
-  return [e for e in evaluations(result_dir) if e[1] == config["eval"]["seed"]
-          and protocol(e[2]) == config_protocol(config)]
+  own = config_protocol(config)
+  rows = [e[2] for e in evaluations(result_dir) if e[1] == config["eval"]["seed"]]
+  protocols = [own] + sorted({protocol(r) for r in rows} - {own})
+  return [(p, [r for r in rows if protocol(r) == p]) for p in protocols]
 
 
 def final_accuracy_row(result_dir: str) -> dict:
   """The accuracy row at the largest test-time step of the latest checkpoint's
   evaluation on the config's evaluation seed and protocol."""
-  evals = own_evaluations(result_dir)
-  if not evals:
+  own = by_protocol(result_dir)[0][1]
+  if not own:
     raise FileNotFoundError(f"{result_dir}: no evaluation under the config's own seed "
                             "and protocol in eval/")
-  return evals[-1][2]
+  return own[-1]
 
 
 def other_protocols(result_dir: str, step: int) -> list[dict]:
   """Accuracy rows of the same checkpoint and seed under protocols other than the
   config's (e.g. a paper's reference code)."""
-  config = _json(result_dir, "config.json")
-  return [e[2] for e in evaluations(result_dir) if e[0] == step
-          and e[1] == config["eval"]["seed"] and protocol(e[2]) != config_protocol(config)]
+  return [r for _, rows in by_protocol(result_dir)[1:] for r in rows
+          if r["checkpoint_step"] == step]
 
 
 def _protocol_flags(row: dict, config: dict) -> str:
@@ -155,19 +162,6 @@ def _published(text: str) -> tuple[float, float]:
   return mean, ci
 
 
-def evaluation_points(result_dir: str) -> list[tuple[tuple[int, int, int, int],
-                                              list[tuple[int, float, float]]]]:
-  """Test accuracy (%) by checkpoint on the config's evaluation seed, grouped by
-  protocol: ``[(protocol, [(step, mean, ci95), ...]), ...]``, the config's own protocol
-  first (possibly with no points), then the others in sorted order."""
-  config = _json(result_dir, "config.json")
-  own = config_protocol(config)
-  evals = [e for e in evaluations(result_dir) if e[1] == config["eval"]["seed"]]
-  protocols = [own] + sorted({protocol(e[2]) for e in evals} - {own})
-  return [(p, [(e[0], 100 * e[2]["mean"], 100 * e[2]["ci95"]) for e in evals
-               if protocol(e[2]) == p]) for p in protocols]
-
-
 def plot_learning_curves(result_dirs: list[str], path: str) -> None:
   """One panel per result dir: smoothed training query accuracy after adaptation,
   validation accuracy, test evaluations with 95% CIs (the config's own protocol filled,
@@ -193,11 +187,12 @@ def plot_learning_curves(result_dirs: list[str], path: str) -> None:
     if val:
       s, a = zip(*val)
       ax.plot(s, 100 * np.asarray(a), "s-", ms=3, color="C1", label="validation")
-    groups = evaluation_points(d)
+    groups = by_protocol(d)
     for i, ((_, _, queries, k), points) in enumerate(groups):
       if not points:
         continue
-      steps, means, cis = zip(*points)
+      steps, means, cis = zip(*[(r["checkpoint_step"], 100 * r["mean"], 100 * r["ci95"])
+                                for r in points])
       ax.errorbar(steps, means, cis, fmt="D" if i else "o", ms=4, capsize=2,
                   color=f"C{2 + i}" if i else "C0", mfc="none" if i else None,
                   label=f"test, {queries} quer{'y' if queries == 1 else 'ies'}/class, "
@@ -206,7 +201,7 @@ def plot_learning_curves(result_dirs: list[str], path: str) -> None:
     ax.axhspan(mean - ci, mean + ci, color="C2", alpha=0.25,
                label=f"published {pub['published']}")
     ax.set_xlim(0, config["num_steps"])
-    lowest = [m - 5 for _, points in groups for _, m, _ in points]
+    lowest = [100 * r["mean"] - 5 for _, points in groups for r in points]
     ax.set_ylim(max(0, min([mean - 10] + lowest)), 100.5)
     ax.set_xlabel("meta-iteration (x-axis: the paper's full run)")
     ax.set_ylabel("accuracy (%)")

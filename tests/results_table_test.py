@@ -78,10 +78,18 @@ def test_learning_curve_figure_is_written(tmp_path):
   assert (tmp_path / "curves.png").stat().st_size > 10_000
 
 
-def test_evaluation_points_put_the_own_protocol_first_and_keep_the_others(tmp_path):
+def test_by_protocol_puts_the_own_protocol_first_and_keeps_the_others(tmp_path):
   d = _result_dir(tmp_path)
-  groups = results_table.evaluation_points(str(d))
+  groups = results_table.by_protocol(str(d))
   # Seed 2's evaluations are re-evaluations on a fresh seed: not on the curve.
   assert [p for p, _ in groups] == [(5, 1, 15, 3), (5, 1, 1, 10)]
-  assert groups[0][1] == [(1000, pytest.approx(90.0), pytest.approx(0.3))]
-  assert groups[1][1] == [(1000, pytest.approx(99.0), pytest.approx(0.3))]
+  assert [(r["checkpoint_step"], r["mean"]) for r in groups[0][1]] == [(1000, 0.9)]
+  assert [(r["checkpoint_step"], r["mean"]) for r in groups[1][1]] == [(1000, 0.99)]
+
+
+def test_an_eval_file_whose_rows_name_another_checkpoint_is_an_error(tmp_path):
+  d = _result_dir(tmp_path)
+  src = d / "eval" / "rows_step1000_seed1_5w1s15q_k3.jsonl"
+  src.rename(d / "eval" / "rows_step3000_seed1_5w1s15q_k3.jsonl")
+  with pytest.raises(ValueError, match="checkpoint_step 1000"):
+    results_table.evaluations(str(d))
