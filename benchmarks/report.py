@@ -121,6 +121,9 @@ def alternate_table(rows: list[dict]) -> list[str]:
   if ratios:
     out += ["", f"Median speedup over {len(ratios)} pairs: **{statistics.median(ratios):.2f}×** "
             f"(range {min(ratios):.2f}–{max(ratios):.2f})."]
+  if len(rows) % 2:
+    out += ["", f"Left out: the last row ({rows[-1]['settings']['algorithm']}, "
+            f"{rows[-1]['date']}) has no partner; an interrupted run?"]
   return out
 
 

@@ -48,7 +48,7 @@ def test_flop_count_is_affine_in_K_so_extrapolation_is_exact():
 def test_alternate_table_pairs_processes_in_turn_and_takes_the_median_ratio():
   from benchmarks import report  # pylint: disable=g-import-not-at-top
   def row(alg, median):
-    return dict(settings=dict(algorithm=alg, K=5), median_s=median, min_s=median,
+    return dict(settings=dict(algorithm=alg, K=5), date="d", median_s=median, min_s=median,
                 max_s=median, loadavg=[1.0], loadavg_before=1.0)
   rows = [row("maml", 3.0), row("fomaml", 2.0), row("maml", 2.0), row("fomaml", 1.0),
           row("maml", 4.0), row("fomaml", 2.5)]
@@ -57,3 +57,5 @@ def test_alternate_table_pairs_processes_in_turn_and_takes_the_median_ratio():
   assert "**1.60×** (range 1.50–2.00)" in text
   with pytest.raises(ValueError, match="in turn"):
     report.alternate_table(rows[1:])
+  interrupted = "\n".join(report.alternate_table(rows + [dict(rows[0], date="d7")]))
+  assert "**1.60×**" in interrupted and "last row (maml, d7) has no partner" in interrupted
