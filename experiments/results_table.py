@@ -162,6 +162,11 @@ def _published(text: str) -> tuple[float, float]:
   return mean, ci
 
 
+def _episodes(rows: list[dict]) -> str:
+  counts = sorted({r["episodes"] for r in rows})
+  return f"{counts[0]:,}" if len(counts) == 1 else f"{counts[0]:,}–{counts[-1]:,}"
+
+
 def plot_learning_curves(result_dirs: list[str], path: str) -> None:
   """One panel per result dir: smoothed training query accuracy after adaptation,
   validation accuracy, test evaluations with 95% CIs (the config's own protocol filled,
@@ -196,7 +201,7 @@ def plot_learning_curves(result_dirs: list[str], path: str) -> None:
       ax.errorbar(steps, means, cis, fmt="D" if i else "o", ms=4, capsize=2,
                   color=f"C{2 + i}" if i else "C0", mfc="none" if i else None,
                   label=f"test, {queries} quer{'y' if queries == 1 else 'ies'}/class, "
-                        f"k = {k}" + (" (own)" if not i else ""))
+                        f"k = {k}, {_episodes(points)} ep." + (" (own)" if not i else ""))
     mean, ci = _published(pub["published"])
     ax.axhspan(mean - ci, mean + ci, color="C2", alpha=0.25,
                label=f"published {pub['published']}")
