@@ -19,7 +19,10 @@ def machine() -> dict:
     cpu = names[0] if names else cpu
   except OSError:
     pass
-  return dict(host=platform.node(), cpu=cpu, cpu_count=os.cpu_count(),
+  # The cores this process may run on (``taskset``, cgroups); XLA's CPU thread pools
+  # are sized from it.
+  usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+  return dict(host=platform.node(), cpu=cpu, cpu_count=os.cpu_count(), cpus_usable=usable,
               backend=jax.default_backend(), devices=[str(d) for d in jax.devices()],
               jax=jax.__version__, python=platform.python_version(),
               load_average=list(os.getloadavg()))
