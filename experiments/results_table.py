@@ -103,7 +103,7 @@ def _describe(row: dict, config: dict) -> str:
   parts = [f"{ways}-way {shots}-shot"] if (ways, shots) != own[:2] else []
   parts += [f"{queries} quer{'y' if queries == 1 else 'ies'}/class", f"k = {k}"]
   return (f"{100 * row['mean']:.2f} ± {100 * row['ci95']:.2f} ({', '.join(parts)}, "
-          f"{row['episodes']} episodes)")
+          f"{row['episodes']:,} episodes)")
 
 
 def commands(result_dir: str) -> tuple[str, str]:
@@ -137,7 +137,7 @@ def table(result_dirs: list[str]) -> str:
     train_time = "not recorded" if seconds is None else f"{seconds / 3600:.2f} h"
     lines.append(
         f"| {pub['setting']} | {pub['published']} ({pub['source']}) | "
-        f"{100 * row['mean']:.2f} ± {100 * row['ci95']:.2f} ({row['episodes']} episodes) | "
+        f"{100 * row['mean']:.2f} ± {100 * row['ci95']:.2f} ({row['episodes']:,} episodes) | "
         f"{row['checkpoint_step']:,} of {config['num_steps']:,} | "
         f"{row['k_train']} / {row['k']} | {train_time} | {first['date'][:10]} | "
         f"{machine['cpu_count']}-core {machine['cpu']}, {machine['backend']} | "
