@@ -43,23 +43,24 @@ def config_protocol(config: dict) -> tuple[int, int, int, int]:
   return builders.eval_protocol(ml_collections.ConfigDict(config))
 
 
-def evaluations(result_dir: str) -> list[tuple[int, int, dict]]:
-  """``(step, seed, accuracy row at the largest test-time k)`` of every evaluation file
-  (``train.eval_file_stem``: one per checkpoint, seed and protocol)."""
+def evaluations(result_dir: str) -> list[dict]:
+  """The accuracy row at the largest test-time k of every evaluation file
+  (``train.eval_file_stem``: one per checkpoint, seed and protocol), by step and seed.
+  A file whose rows name another checkpoint or seed than its name is an error."""
   out = []
   for path in glob.glob(os.path.join(result_dir, "eval", "rows_step*_seed*.jsonl")):
     match = _EVAL_FILE.search(path)
     if not match:
       raise ValueError(f"{path}: not an evaluation file name (train.eval_file_stem)")
-    step, seed = int(match.group(1)), int(match.group(2))
     with open(path) as f:
       acc = [r for r in map(json.loads, f) if r["metric"] == "accuracy"]
     best = max(acc, key=lambda r: r["k"])
-    if best["checkpoint_step"] != step:
-      raise ValueError(f"{path}: rows have checkpoint_step {best['checkpoint_step']}, "
-                       f"the file name says {step}")
-    out.append((step, seed, best))
-  return sorted(out, key=lambda e: (e[0], e[1], protocol(e[2])))
+    named = (int(match.group(1)), int(match.group(2)))
+    if (best["checkpoint_step"], best["eval_seed"]) != named:
+      raise ValueError(f"{path}: rows have checkpoint_step {best['checkpoint_step']} and "
+                       f"eval_seed {best['eval_seed']}, the file name says {named}")
+    out.append(best)
+  return sorted(out, key=lambda r: (r["checkpoint_step"], r["eval_seed"], protocol(r)))
 
 
 def by_protocol(result_dir: str) -> list[tuple[tuple[int, int, int, int], list[dict]]]:
@@ -68,7 +69,7 @@ def by_protocol(result_dir: str) -> list[tuple[tuple[int, int, int, int], list[d
   no rows), then the others in sorted order. Re-evaluations on other seeds are left out."""
   config = _json(result_dir, "config.json")
   own = config_protocol(config)
-  rows = [e[2] for e in evaluations(result_dir) if e[1] == config["eval"]["seed"]]
+  rows = [r for r in evaluations(result_dir) if r["eval_seed"] == config["eval"]["seed"]]
   protocols = [own] + sorted({protocol(r) for r in rows} - {own})
   return [(p, [r for r in rows if protocol(r) == p]) for p in protocols]
 

@@ -7,6 +7,7 @@ run.
 
 import json
 import os
+import struct
 from typing import Optional
 
 import jax
@@ -69,3 +70,22 @@ def _truncate_after(path: str, step: int) -> None:
 def read_rows(path: str) -> list[dict]:
   with open(path) as f:
     return [json.loads(line) for line in f if line.strip()]
+
+
+def tensorboard_wall_times(path: str) -> list[tuple[int, float]]:
+  """``(step, wall time in s since the epoch)`` of each scalar event in a TensorBoard
+  event file, in file order: when a run logged each step, for runs whose training time
+  predates ``progress.json``. Records are TFRecord frames (length, its CRC, data, CRC)."""
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  with open(path, "rb") as f:
+    data = f.read()
+  out, i = [], 0
+  while i + 12 <= len(data):
+    (n,) = struct.unpack("<Q", data[i:i + 8])
+    if i + 12 + n + 4 > len(data):
+      raise ValueError(f"{path}: truncated record at byte {i}")
+    event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+    i += 12 + n + 4
+    if event.summary.value:
+      out.append((int(event.step), float(event.wall_time)))
+  return out

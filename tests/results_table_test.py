@@ -22,18 +22,18 @@ def _result_dir(tmp_path):
       setting="MAML 5w1s", published="98.7 ± 0.4", source="Finn et al. 2017")))
   (d / "progress.json").write_text(json.dumps(dict(
       step=2000, train_seconds=900.0, history=[[1000, 450.0], [2000, 900.0]])))
-  def row(step, k, mean, queries=15):
+  def row(step, seed, k, mean, queries=15):
     return dict(metric="accuracy", k=k, mean=mean, ci95=0.003, episodes=600,
-                checkpoint_step=step, k_train=1, eval_ways=5, eval_shots=1,
+                checkpoint_step=step, eval_seed=seed, k_train=1, eval_ways=5, eval_shots=1,
                 eval_queries=queries)
   # (step, seed, accuracy at k=3 with 15 queries, at k=10 with 1 query or None)
   for step, seed, mean, reference in [(1000, 1, 0.9, 0.99), (1000, 2, 0.5, None),
                                       (2000, 2, 0.1, None)]:
-    rows = [row(step, 0, 0.2), row(step, 3, mean), dict(metric="loss", k=3, mean=9.0)]
+    rows = [row(step, seed, 0, 0.2), row(step, seed, 3, mean), dict(metric="loss", k=3, mean=9.0)]
     (d / "eval" / f"rows_step{step}_seed{seed}_5w1s15q_k3.jsonl").write_text(
         "\n".join(json.dumps(r) for r in rows))
     if reference is not None:  # The same parameters under another protocol.
-      rows = [row(step, 0, 0.2, 1), row(step, 10, reference, 1)]
+      rows = [row(step, seed, 0, 0.2, 1), row(step, seed, 10, reference, 1)]
       (d / "eval" / f"rows_step{step}_seed{seed}_5w1s1q_k10.jsonl").write_text(
           "\n".join(json.dumps(r) for r in rows))
   (d / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in [
@@ -91,5 +91,5 @@ def test_an_eval_file_whose_rows_name_another_checkpoint_is_an_error(tmp_path):
   d = _result_dir(tmp_path)
   src = d / "eval" / "rows_step1000_seed1_5w1s15q_k3.jsonl"
   src.rename(d / "eval" / "rows_step3000_seed1_5w1s15q_k3.jsonl")
-  with pytest.raises(ValueError, match="checkpoint_step 1000"):
+  with pytest.raises(ValueError, match="checkpoint_step 1000 and eval_seed 1"):
     results_table.evaluations(str(d))
