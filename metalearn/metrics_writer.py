@@ -75,17 +75,27 @@ def read_rows(path: str) -> list[dict]:
 def tensorboard_wall_times(path: str) -> list[tuple[int, float]]:
   """``(step, wall time in s since the epoch)`` of each scalar event in a TensorBoard
   event file, in file order: when a run logged each step, for runs whose training time
-  predates ``progress.json``. Records are TFRecord frames (length, its CRC, data, CRC)."""
+  predates ``progress.json``. Records are TFRecord frames (length, its masked CRC-32C,
+  data, its masked CRC-32C); a torn or corrupt frame is an error."""
   from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  from tensorboardX.record_writer import masked_crc32c  # pylint: disable=g-import-not-at-top
   with open(path, "rb") as f:
     data = f.read()
   out, i = [], 0
-  while i + 12 <= len(data):
-    (n,) = struct.unpack("<Q", data[i:i + 8])
+  while i < len(data):
+    if i + 12 > len(data):
+      raise ValueError(f"{path}: truncated record at byte {i}")
+    header, (header_crc,) = data[i:i + 8], struct.unpack("<I", data[i + 8:i + 12])
+    if masked_crc32c(header) != header_crc:
+      raise ValueError(f"{path}: corrupt record length at byte {i} (CRC mismatch)")
+    (n,) = struct.unpack("<Q", header)
     if i + 12 + n + 4 > len(data):
       raise ValueError(f"{path}: truncated record at byte {i}")
-    event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
-    i += 12 + n + 4
+    body = data[i + 12:i + 12 + n]
+    if masked_crc32c(body) != struct.unpack("<I", data[i + 12 + n:i + 16 + n])[0]:
+      raise ValueError(f"{path}: corrupt record at byte {i} (CRC mismatch)")
+    event = event_pb2.Event.FromString(body)
+    i += 16 + n
     if event.summary.value:
       out.append((int(event.step), float(event.wall_time)))
   return out

@@ -1,6 +1,7 @@
 """metrics_writer: the TensorBoard events read back with the steps and times written."""
 
 import glob
+import struct
 import time
 
 import pytest
@@ -26,3 +27,20 @@ def test_tensorboard_wall_times_reads_back_each_logged_step(tmp_path):
     f.write(data[:-6])  # A torn last record is an error, not a silent short read.
   with pytest.raises(ValueError, match="truncated"):
     metrics_writer.tensorboard_wall_times(path)
+  (n,) = struct.unpack("<Q", data[:8])  # The first frame's length.
+  for at, what in ((3, "corrupt record length"), (12 + n // 2, "corrupt record at")):
+    flipped = bytearray(data)
+    flipped[at] ^= 0x10  # One bit, in a length header and then in a record's data.
+    with open(path, "wb") as f:
+      f.write(bytes(flipped))
+    with pytest.raises(ValueError, match=what):
+      metrics_writer.tensorboard_wall_times(path)
+
+
+def test_frames_are_checked_with_tfrecords_masked_crc32c():
+  """The CRC that TFRecord frames carry is CRC-32C (Castagnoli), rotated right by 15
+  bits plus 0xa282ead8; CRC-32C's published check value for b"123456789" is
+  0xE3069283 (RFC 3720, B.4)."""
+  from tensorboardX.record_writer import masked_crc32c
+  crc = 0xE3069283
+  assert masked_crc32c(b"123456789") == (((crc >> 15) | (crc << 17)) + 0xA282EAD8) % 2**32
