@@ -10,7 +10,6 @@ CPU-seconds, then the median of ``--steps`` steps.
   python -m benchmarks.compile_time --cache_dir=/tmp/jax_cache   # twice: cold, warm
 """
 
-import json
 import os
 import time
 
@@ -20,6 +19,7 @@ import jax
 import numpy as np
 
 from benchmarks import meta_step
+from benchmarks import report
 from metalearn import compiler
 from metalearn import provenance
 
@@ -60,17 +60,13 @@ def main(_):
     state, _ = compiled(state, data, key, log)
     jax.block_until_ready(state)
     times.append(time.time() - t)
-  line = json.dumps(dict(
+  report.emit(dict(
       benchmark="compile_time", algorithm=_ALGORITHM.value, K=_K.value,
       remat=_REMAT.value, fast_compile=_FAST.value, opt_level=_OPT.value, options=options,
       cache_dir=_CACHE.value, lower_wall_s=round(lower_s, 2), compile_cpu_s=round(cpu, 2),
       compile_wall_s=round(wall, 2), step_s_median=round(float(np.median(times)), 3),
       steps=_STEPS.value, date=provenance.now(), load_average_before=load_before,
-      load_average=provenance.machine()["load_average"]))
-  print(line, flush=True)
-  if _OUT.value:
-    with open(_OUT.value, "a") as f:
-      f.write(line + "\n")
+      load_average=provenance.machine()["load_average"]), _OUT.value)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ is sampled and vmapped inside one compiled function. Prints ONE JSON line with
 """
 
 import dataclasses
-import json
 import statistics
 import time
 from typing import Any
@@ -25,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import meta_step
+from benchmarks import report
 from metalearn import flops as flops_lib
 from metalearn import inner as inner_lib
 from metalearn import learner as learner_lib
@@ -130,11 +130,7 @@ def main(argv):
   del argv
   s = Settings(**{f.name: getattr(FLAGS, f.name) for f in dataclasses.fields(Settings)
                   if f.name in FLAGS})
-  line = json.dumps(run(s))
-  print(line, flush=True)
-  if FLAGS.out:
-    with open(FLAGS.out, "a") as f:
-      f.write(line + "\n")
+  report.emit(run(s), FLAGS.out)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks import report
 from metalearn import flops
 from metalearn import learner as learner_lib
 from metalearn import outer
@@ -335,11 +336,7 @@ def main(argv):
   else:
     rows = [run(s, FLAGS.profile_dir)]
   for row in rows:
-    line = json.dumps(row)
-    print(line, flush=True)
-    if FLAGS.out:
-      with open(FLAGS.out, "a") as f:
-        f.write(line + "\n")
+    report.emit(row, FLAGS.out)
 
 
 if __name__ == "__main__":

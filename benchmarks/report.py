@@ -14,6 +14,16 @@ README = os.path.join(HERE, "README.md")
 BEGIN, END = "<!-- BEGIN GENERATED -->", "<!-- END GENERATED -->"
 
 
+def emit(row: dict, out: str = "") -> None:
+  """Prints ``row`` as one JSON line and, given ``out``, appends it there: the rows
+  this module renders."""
+  line = json.dumps(row)
+  print(line, flush=True)
+  if out:
+    with open(out, "a") as f:
+      f.write(line + "\n")
+
+
 def _rows(name: str) -> list[dict]:
   path = os.path.join(RESULTS, name)
   if not os.path.exists(path):

@@ -30,6 +30,8 @@ import time
 from absl import app
 from absl import flags
 
+from benchmarks import report
+
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("child", False, "Measure in this process and print one JSON line.")
 flags.DEFINE_integer("reps", 10, "Timed calls per kernel.")
@@ -95,11 +97,7 @@ def main(argv):
                          text=True, check=True)
     row = json.loads(out.stdout.strip().splitlines()[-1])
     row["setting"] = setting
-    line = json.dumps(row)
-    print(line, flush=True)
-    if FLAGS.out:
-      with open(FLAGS.out, "a") as f:
-        f.write(line + "\n")
+    report.emit(row, FLAGS.out)
 
 
 if __name__ == "__main__":
