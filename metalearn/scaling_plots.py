@@ -26,6 +26,19 @@ def _label(metric: str) -> str:
   return LABELS.get(metric, metric)
 
 
+def _finish_log_log(ax, xlabel: str, metric: str, title: str = "") -> None:
+  """Log-log axes with labels, title, a legend when anything is labelled, and a grid."""
+  ax.set_xscale("log")
+  ax.set_yscale("log")
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(_label(metric))
+  if title:
+    ax.set_title(title, fontsize=9)
+  if ax.get_legend_handles_labels()[0]:
+    ax.legend(fontsize=6, loc="best")
+  ax.grid(alpha=0.3, which="both")
+
+
 def _test_time_panel(ax, tt: dict, metric: str) -> None:
   k = np.array(tt["k"])
   c = np.array(tt["adaptation_flops"])
@@ -65,12 +78,7 @@ def _test_time_panel(ax, tt: dict, metric: str) -> None:
   if split is not None:
     ax.axvspan(split, c.max() * 1.2, color="0.85", alpha=0.5, lw=0,
                label="held out (extrapolation)")
-  ax.set_xscale("log")
-  ax.set_yscale("log")
-  ax.set_xlabel("adaptation FLOPs per episode (test-time inner steps k)")
-  ax.set_ylabel(_label(metric))
-  ax.legend(fontsize=6, loc="best")
-  ax.grid(alpha=0.3, which="both")
+  _finish_log_log(ax, "adaptation FLOPs per episode (test-time inner steps k)", metric)
 
 
 def _group_curves(rows: Sequence[dict], metric: str) -> dict:
@@ -111,14 +119,8 @@ def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
     ax_t.errorbar([s[t["group"]]["adaptation_flops"] for t in tasks],
                   [t["mean"] for t in tasks], [t["ci95"] for t in tasks], fmt="^",
                   ms=4, color="C2", capsize=2, label="meta-training tasks (same FLOPs)")
-  ax_t.set_xscale("log")
-  ax_t.set_yscale("log")
-  ax_t.set_xlabel("adaptation FLOPs per episode")
-  ax_t.set_ylabel(_label(metric))
-  ax_t.set_title("test-time compute vs data per task", fontsize=9)
-  if ax_t.get_legend_handles_labels()[0]:
-    ax_t.legend(fontsize=6)
-  ax_t.grid(alpha=0.3, which="both")
+  _finish_log_log(ax_t, "adaptation FLOPs per episode", metric,
+                  "test-time compute vs data per task")
   for axis, fmt, color in (("k_train", "-o", "k"), ("shots", "-s", "C1")):
     e = res["meta_training"][axis]
     if len(e["values"]) > 1:
@@ -134,14 +136,7 @@ def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
     for t in tasks:
       ax_m.annotate(f"tasks={t['tasks']:g}", (t["meta_training_flops"], t["mean"]),
                     textcoords="offset points", xytext=(-40, 0), fontsize=6, color="C2")
-  ax_m.set_xscale("log")
-  ax_m.set_yscale("log")
-  ax_m.set_xlabel("meta-training FLOPs")
-  ax_m.set_ylabel(_label(metric))
-  ax_m.set_title("meta-training compute vs data", fontsize=9)
-  if ax_m.get_legend_handles_labels()[0]:
-    ax_m.legend(fontsize=6)
-  ax_m.grid(alpha=0.3, which="both")
+  _finish_log_log(ax_m, "meta-training FLOPs", metric, "meta-training compute vs data")
 
 
 def save_figure(fig, path: str, footer: str) -> None:
@@ -190,14 +185,8 @@ def plot_all(rows: Sequence[dict], fits: dict, out_dir: str, footer: str = ""
       ks, fl, mean, ci, _ = curves[g["group"]]
       ax.errorbar(fl, mean, ci, fmt="-o", ms=2.5, capsize=1.5, color=f"C{i}",
                   label=f"{axis}={g[axis]:g}" + (" (base)" if g["axis"] == "base" else ""))
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("adaptation FLOPs per episode (k = 0 … max)")
-    ax.set_ylabel(_label(metric))
-    ax.set_title(f"k-curves along the {axis} axis", fontsize=9)
-    if ax.get_legend_handles_labels()[0]:
-      ax.legend(fontsize=6)
-    ax.grid(alpha=0.3, which="both")
+    _finish_log_log(ax, "adaptation FLOPs per episode (k = 0 … max)", metric,
+                    f"k-curves along the {axis} axis")
   save_figure(fig, os.path.join(out_dir, "axes.png"), footer)
   names.append("axes.png")
   return names
