@@ -19,7 +19,9 @@ from metalearn.errors import CheckpointError
 def manager(workdir: str, max_to_keep: int = 2) -> ocp.CheckpointManager:
   directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
-  return ocp.CheckpointManager(directory, options=options)
+  # Naming the handler lets a fresh manager read a checkpoint's metadata before restoring.
+  return ocp.CheckpointManager(directory, options=options,
+                               item_handlers=ocp.StandardCheckpointHandler())
 
 
 def restore_latest(mngr: ocp.CheckpointManager, template: Any,
@@ -36,6 +38,10 @@ def restore_latest(mngr: ocp.CheckpointManager, template: Any,
   if step is None:
     return template, None
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _fields(template))
+  where = f"{mngr.directory}/{step}"
+  # Compared from the metadata first: a restore that fails part-way leaves orbax's reads
+  # of the other arrays pending, and the message names one leaf at fault.
+  _check_leaves(_leaves(mngr.item_metadata(step).tree), _leaves(abstract), where)
   try:
     state = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
     if dataclasses.is_dataclass(template):
@@ -43,21 +49,33 @@ def restore_latest(mngr: ocp.CheckpointManager, template: Any,
   except Exception as e:  # Orbax raises several types for structure/shape mismatches.
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     raise CheckpointError(
-        f"{mngr.directory}/{step}: checkpoint does not match this config's model or "
-        f"optimizer ({first[:200]})") from e
-  _check_shapes(template, state, f"{mngr.directory}/{step}")
+        f"{where}: checkpoint does not match this config's model or optimizer "
+        f"({first[:200]})") from e
   return state, step
 
 
-def _check_shapes(template, state, where):
-  t_leaves, t_def = jax.tree.flatten(template)
-  s_leaves, s_def = jax.tree.flatten(state)
-  if t_def != s_def:
-    raise CheckpointError(f"{where}: checkpoint has another parameter structure")
-  for a, b in zip(t_leaves, s_leaves):
-    if a.shape != b.shape or a.dtype != b.dtype:
-      raise CheckpointError(f"{where}: checkpoint leaf {b.shape} {b.dtype} does not "
-                            f"match the model's {a.shape} {a.dtype}")
+def _leaves(tree: Any) -> dict[str, tuple[tuple[int, ...], Any]]:
+  """``{'theta/Conv_0/kernel': (shape, dtype)}``: paths by name or index, so a saved
+  namedtuple (read back as a list of dicts) and the state's own agree."""
+  def name(k):
+    return str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))))
+  return {"/".join(map(name, path)): (tuple(x.shape), x.dtype)
+          for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _check_leaves(saved: dict, expected: dict, where: str) -> None:
+  for path in sorted(set(saved) | set(expected)):
+    if path not in saved:
+      what = f"it has no leaf {path}"
+    elif path not in expected:
+      what = f"it has a leaf {path} that this config lacks"
+    elif saved[path] != expected[path]:
+      what = (f"leaf {path} is {saved[path][0]} {saved[path][1]} there, "
+              f"{expected[path][0]} {expected[path][1]} here")
+    else:
+      continue
+    raise CheckpointError(
+        f"{where}: checkpoint does not match this config's model or optimizer ({what})")
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state: Any) -> None:

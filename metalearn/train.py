@@ -7,6 +7,7 @@ restarted ends with the same parameters, bit for bit, as one never interrupted.
 JSON row per (metric, inner step). Neither reads flags.
 """
 
+import contextlib
 import json
 import os
 import time
@@ -76,10 +77,16 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
                      and not (k not in old_flat and k in defaults
                               and new_flat.get(k) == defaults[k])
                      and not any(k == r or k.startswith(r + ".") for r in RESUMABLE_KEYS))
+    why = ""
+    if old_flat.get("num_steps") != new_flat.get("num_steps") and (
+        old_flat.get("outer.schedule", "constant") != "constant"):
+      changed.insert(0, "num_steps")  # It sets where the outer step size reaches 0.
+      why = (f" (the {old_flat['outer.schedule']} outer schedule of these checkpoints "
+             f"ends at num_steps={old_flat['num_steps']})")
     if changed:
       raise CheckpointError(
           f"--workdir={workdir} holds checkpoints of another config (differs in "
-          f"{', '.join('config.' + k for k in changed[:5])}); use a new workdir")
+          f"{', '.join('config.' + k for k in changed[:5])}){why}; use a new workdir")
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
     json.dump(new, f, indent=2, sort_keys=True)
@@ -115,6 +122,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> outer.MetaState:
   builders.validate(config)
   family = builders.build_task_family(config)
   data = builders.load_data(config, "train", family)  # Fails before writing anything.
+  shardings = task_sharding(config.meta_batch)
+  if shardings is not None and config.inner.carry_state:
+    raise ConfigError(f"config.inner.carry_state runs the tasks of a meta-batch in "
+                      f"sequence; run it on one device, not {jax.device_count()}")
   prepare_workdir(config, workdir)
   logging.info("devices: %s", jax.devices())
   logging.info("batch-norm mode: %s", config.bn_mode)
@@ -123,60 +134,57 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> outer.MetaState:
   learner = builders.build_learner(config)
   optimizer = builders.build_outer_optimizer(config)
   state = init_state(config, learner, family, data, optimizer)
-  mngr = checkpoints.manager(workdir, config.keep_checkpoints)
-  state, restored = checkpoints.restore_latest(mngr, state)
-  start = 0 if restored is None else int(state.step)
-  logging.info("%s at step %d", "resumed" if restored is not None else "starting", start)
+  # However the loop ends (done, diverged, interrupted), the writer is closed and the
+  # checkpoint manager finishes any save in flight and closes.
+  with contextlib.ExitStack() as stack:
+    mngr = stack.enter_context(checkpoints.manager(workdir, config.keep_checkpoints))
+    state, restored = checkpoints.restore_latest(mngr, state)
+    start = 0 if restored is None else int(state.step)
+    logging.info("%s at step %d", "resumed" if restored is not None else "starting", start)
 
-  shardings = task_sharding(config.meta_batch)
-  if shardings is not None and config.inner.carry_state:
-    raise ConfigError(f"config.inner.carry_state runs the tasks of a meta-batch in "
-                      f"sequence; run it on one device, not {jax.device_count()}")
-  if shardings is not None:
-    state = jax.device_put(state, shardings[1])
-    data = jax.device_put(data, shardings[1])
-  step_fn = outer.make_meta_step(
-      learner=learner, algorithm=config.algorithm, inner=builders.build_inner(config),
-      optimizer=optimizer, task_family=family, meta_batch=config.meta_batch,
-      task_sharding=None if shardings is None else shardings[0],
-      task_map=config.task_map, fast_compile=config.fast_compile)
-  train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
-  val = _make_validation(config, learner) if config.val.every else None
-  writer = MetricWriter(workdir, resume_step=start)
-  progress = _Progress(workdir, start_step=start)
+    if shardings is not None:
+      state = jax.device_put(state, shardings[1])
+      data = jax.device_put(data, shardings[1])
+    step_fn = outer.make_meta_step(
+        learner=learner, algorithm=config.algorithm, inner=builders.build_inner(config),
+        optimizer=optimizer, task_family=family, meta_batch=config.meta_batch,
+        task_sharding=None if shardings is None else shardings[0],
+        task_map=config.task_map, fast_compile=config.fast_compile)
+    train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+    val = _make_validation(config, learner) if config.val.every else None
+    writer = MetricWriter(workdir, resume_step=start)
+    stack.callback(writer.close)
+    progress = _Progress(workdir, start_step=start)
 
-  t0, s0 = time.time(), start
-  for step in range(start, config.num_steps):
-    done = step + 1
-    log = done % config.log_every == 0 or done == config.num_steps
-    state, metrics = step_fn(state, data, train_key, jnp.bool_(log))
-    if step == start:
-      logging.info("first meta-step (compilation included) took %.1fs", time.time() - t0)
-      t0, s0 = time.time(), done
-    save = done % config.checkpoint_every == 0 or done == config.num_steps
-    if log or save:
-      _check_finite(state, mngr)
-    if log:
-      scalars = jax.device_get(metrics)
-      rate = (done - s0) / max(time.time() - t0, 1e-9)  # Since the last log line.
-      scalars["meta_steps_per_s"] = rate
-      writer.write(done, scalars)
-      eta = (config.num_steps - done) / rate if rate > 0 else float("nan")
-      logging.info("step %d/%d | %.2f steps/s | ETA %s | %s", done, config.num_steps,
-                   rate, _fmt_time(eta), " ".join(
-                       f"{k}={float(v):.4g}" for k, v in sorted(scalars.items())
-                       if k.startswith(("query", "support"))))
-    if val is not None and done % config.val.every == 0:
-      writer.write(done, val(state, done))
-    if save:
-      checkpoints.save(mngr, done, state)
-      progress.write(done)
-    if log:
-      t0, s0 = time.time(), done  # Validation and saving are not meta-steps.
-  mngr.wait_until_finished()
-  mngr.close()
-  writer.close()
-  return state
+    t0, s0 = time.time(), start
+    for step in range(start, config.num_steps):
+      done = step + 1
+      log = done % config.log_every == 0 or done == config.num_steps
+      state, metrics = step_fn(state, data, train_key, jnp.bool_(log))
+      if step == start:
+        logging.info("first meta-step (compilation included) took %.1fs", time.time() - t0)
+        t0, s0 = time.time(), done
+      save = done % config.checkpoint_every == 0 or done == config.num_steps
+      if log or save:
+        _check_finite(state, mngr)
+      if log:
+        scalars = jax.device_get(metrics)
+        rate = (done - s0) / max(time.time() - t0, 1e-9)  # Since the last log line.
+        scalars["meta_steps_per_s"] = rate
+        writer.write(done, scalars)
+        eta = (config.num_steps - done) / rate if rate > 0 else float("nan")
+        logging.info("step %d/%d | %.2f steps/s | ETA %s | %s", done, config.num_steps,
+                     rate, _fmt_time(eta), " ".join(
+                         f"{k}={float(v):.4g}" for k, v in sorted(scalars.items())
+                         if k.startswith(("query", "support"))))
+      if val is not None and done % config.val.every == 0:
+        writer.write(done, val(state, done))
+      if save:
+        checkpoints.save(mngr, done, state)
+        progress.write(done)
+      if log:
+        t0, s0 = time.time(), done  # Validation and saving are not meta-steps.
+    return state
 
 
 class _Progress:

@@ -36,3 +36,17 @@ def test_eight_devices_match_one(tmp_path):
   assert one["devices"] == 1 and eight["devices"] == 8
   for a, b in zip(one["theta"], eight["theta"]):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+
+
+def test_carried_inner_state_on_eight_devices_is_refused_before_writing(tmp_path):
+  workdir = tmp_path / "run"
+  cmd = [sys.executable, "-m", "launch.main", "--config=experiments/sinusoid.py:reptile,smoke",
+         f"--workdir={workdir}", "--config.inner.optimizer=adam",
+         "--config.inner.carry_state=True", "--config.meta_batch=8"]
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 2, out.stderr[-3000:]
+  last = out.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: config.inner.carry_state") and "not 8" in last, last
+  assert not workdir.exists()

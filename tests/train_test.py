@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from experiments import sinusoid
-from metalearn import checkpoints
 from metalearn import train
 from metalearn.errors import CheckpointError
 from metalearn.errors import ConfigError
@@ -96,17 +95,29 @@ def test_killed_run_resumes_to_bitwise_identical_parameters(tmp_path):
   assert train.train_seconds_at(str(workdir), 7) is None
 
 
-def test_non_finite_loss_stops_with_the_step_and_keeps_last_checkpoint(tmp_path):
-  c = _config(400)
-  c.inner.lr = 1e4
-  c.outer.lr = 10.0
-  with pytest.raises(train.TrainingDiverged, match=r"non-finite .* at step \d+"):
-    train.train(c, str(tmp_path))
-  mngr = checkpoints.manager(str(tmp_path))
-  last = mngr.latest_step()
-  if last is not None:
-    theta = _theta(str(tmp_path), last)
-    assert all(np.isfinite(x).all() for x in jax.tree.leaves(theta))
+def test_carried_inner_state_is_checkpointed_and_resumed_exactly(tmp_path):
+  """Reptile with an inner Adam state carried across tasks (as in the Omniglot row):
+  100 steps, stop, 100 more gives the bits of 200 in one go, carried state included.
+  (A constant outer step size: a linear one ends at num_steps, which then may not
+  change on resumption.)"""
+  def config(steps, schedule="constant"):
+    c = sinusoid.get_config("reptile,smoke")
+    c.num_steps, c.val.every, c.log_every, c.checkpoint_every = steps, 0, 50, 100
+    c.inner.carry_state, c.outer.schedule, c.outer.lr = True, schedule, 0.5
+    return c
+  ref = train.train(config(200), str(tmp_path / "ref"))
+  train.train(config(100), str(tmp_path / "split"))
+  train.train(config(100, "linear"), str(tmp_path / "linear"))
+  with pytest.raises(CheckpointError, match=r"config.num_steps.*linear outer schedule.*"
+                     r"ends at num_steps=100\)"):
+    train.train(config(200, "linear"), str(tmp_path / "linear"))
+  resumed = train.train(config(200), str(tmp_path / "split"))
+  restored, step = train.restore_state(config(200), str(tmp_path / "split"))
+  assert step == 200 and jax.tree.leaves(ref.inner_state)
+  for state in (resumed, restored):
+    for a, b in zip(jax.tree.leaves(jax.device_get((ref.theta, ref.inner_state))),
+                    jax.tree.leaves(jax.device_get((state.theta, state.inner_state)))):
+      assert np.array_equal(a, b)
 
 
 def test_bad_inputs_fail_with_one_line_and_nothing_overwritten(tmp_path):
@@ -133,6 +144,25 @@ def test_bad_inputs_fail_with_one_line_and_nothing_overwritten(tmp_path):
     c.algorithm, c.inner.optimizer, c.inner.carry_state = algorithm, optimizer, True
     with pytest.raises(ConfigError, match="config.inner.carry_state"):
       train.train(c, str(tmp_path / "d"))
+
+
+def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+  train.train(_config(100), str(tmp_path))  # A finite checkpoint at step 100.
+  c = _config(300)
+  c.outer.lr = 1e30  # One Adam step moves every weight by ~1e30: the next loss overflows.
+  path = tmp_path / "config.json"
+  saved = json.loads(path.read_text())
+  saved["outer"]["lr"] = c.outer.lr  # Resume the same run with the step size changed.
+  path.write_text(json.dumps(saved))
+  with pytest.raises(train.TrainingDiverged) as e:
+    train.train(c, str(tmp_path))
+  assert "at step 102;" in str(e.value)  # Step 101 makes theta huge, 102's loss is inf.
+  assert "last good checkpoint at step 100" in str(e.value)
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["100"]  # None after it.
+  theta = jax.tree.leaves(train.restore_state(c, str(tmp_path))[0].theta)
+  assert all(np.isfinite(t).all() for t in theta)
+  rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  assert max(r["step"] for r in rows) == 100  # The diverged interval is not logged.
 
 
 def test_incompatible_checkpoint_is_refused(tmp_path):
