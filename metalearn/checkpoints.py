@@ -32,25 +32,26 @@ def restore_latest(mngr: ocp.CheckpointManager, template: Any,
     ``(state, step)``, or ``(template, None)`` when there is no checkpoint.
 
   Raises:
-    CheckpointError: the checkpoint does not fit ``template`` (another model/config).
+    CheckpointError: the checkpoint does not fit ``template`` (another model/config)
+      or cannot be read.
   """
   step = mngr.latest_step() if step is None else step
   if step is None:
     return template, None
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _fields(template))
   where = f"{mngr.directory}/{step}"
-  # Compared from the metadata first: a restore that fails part-way leaves orbax's reads
-  # of the other arrays pending, and the message names one leaf at fault.
-  _check_leaves(_leaves(mngr.item_metadata(step).tree), _leaves(abstract), where)
   try:
+    # Compared from the metadata first: a restore that fails part-way leaves orbax's
+    # reads of the other arrays pending, and the message names one leaf at fault.
+    _check_leaves(_leaves(mngr.item_metadata(step).tree), _leaves(abstract), where)
     state = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
-    if dataclasses.is_dataclass(template):
-      state = dataclasses.replace(template, **state)
-  except Exception as e:  # Orbax raises several types for structure/shape mismatches.
+  except CheckpointError:
+    raise
+  except Exception as e:  # Unreadable files: orbax and tensorstore raise several types.
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    raise CheckpointError(
-        f"{where}: checkpoint does not match this config's model or optimizer "
-        f"({first[:200]})") from e
+    raise CheckpointError(f"{where}: checkpoint cannot be read ({first[:200]})") from e
+  if dataclasses.is_dataclass(template):
+    state = dataclasses.replace(template, **state)
   return state, step
 
 

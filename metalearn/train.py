@@ -31,7 +31,8 @@ from metalearn.errors import ConfigError
 from metalearn.errors import MetalearnError
 from metalearn.metrics_writer import MetricWriter
 
-# Keys that may change between a run and its resumption (length, logging, evaluation).
+# Keys that may change between a run and its resumption (length, logging, evaluation);
+# ``num_steps`` only under a constant outer step size (a linear one ends at num_steps).
 RESUMABLE_KEYS = ("num_steps", "log_every", "checkpoint_every", "keep_checkpoints",
                   "val", "eval", "data.path", "data.cache_dir", "data.num_workers",
                   "data.download", "model.conv_impl", "inner.remat", "task_map",
@@ -72,17 +73,15 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
     # A key added to the schema after the checkpoints were written is compatible
     # while it holds its default (which keeps the earlier behaviour).
     defaults = _flatten(json.loads(builders.base_config().to_json_best_effort()))
+    schedule = old_flat.get("outer.schedule", "constant")
+    resumable = [r for r in RESUMABLE_KEYS if r != "num_steps" or schedule == "constant"]
     changed = sorted(k for k in set(old_flat) | set(new_flat)
                      if old_flat.get(k) != new_flat.get(k)
                      and not (k not in old_flat and k in defaults
                               and new_flat.get(k) == defaults[k])
-                     and not any(k == r or k.startswith(r + ".") for r in RESUMABLE_KEYS))
-    why = ""
-    if old_flat.get("num_steps") != new_flat.get("num_steps") and (
-        old_flat.get("outer.schedule", "constant") != "constant"):
-      changed.insert(0, "num_steps")  # It sets where the outer step size reaches 0.
-      why = (f" (the {old_flat['outer.schedule']} outer schedule of these checkpoints "
-             f"ends at num_steps={old_flat['num_steps']})")
+                     and not any(k == r or k.startswith(r + ".") for r in resumable))
+    why = (f" (the {schedule} outer schedule of these checkpoints ends at "
+           f"num_steps={old_flat['num_steps']})" if "num_steps" in changed else "")
     if changed:
       raise CheckpointError(
           f"--workdir={workdir} holds checkpoints of another config (differs in "
