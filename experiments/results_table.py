@@ -125,12 +125,14 @@ def _json(result_dir: str, name: str) -> dict:
 
 def table(result_dirs: list[str]) -> str:
   lines = ["| setting | published | ours (95% CI) | meta-iterations (of the paper's) "
-           "| train K / test K | training wall time | date | machine | same parameters, "
+           "| train K / test K | training wall time | dates (UTC) | machine | same parameters, "
            "other test protocols |",
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
   for d in result_dirs:
     pub, config = _json(d, "published.json"), _json(d, "config.json")
-    first = _json(d, "run.json")["invocations"][0]
+    invocations = _json(d, "run.json")["invocations"]
+    first = invocations[0]
+    dates = " – ".join(sorted({first["date"][:10], invocations[-1]["date"][:10]}))
     row = final_accuracy_row(d)
     others = other_protocols(d, row["checkpoint_step"])
     machine = first["machine"]
@@ -140,7 +142,7 @@ def table(result_dirs: list[str]) -> str:
         f"| {pub['setting']} | {pub['published']} ({pub['source']}) | "
         f"{100 * row['mean']:.2f} ± {100 * row['ci95']:.2f} ({row['episodes']:,} episodes) | "
         f"{row['checkpoint_step']:,} of {config['num_steps']:,} | "
-        f"{row['k_train']} / {row['k']} | {train_time} | {first['date'][:10]} | "
+        f"{row['k_train']} / {row['k']} | {train_time} | {dates} | "
         f"{machine['cpu_count']}-core {machine['cpu']}, {machine['backend']} | "
         f"{'; '.join(_describe(r, config) for r in others) or '–'} |")
   lines.append("")

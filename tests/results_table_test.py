@@ -47,7 +47,8 @@ def test_row_is_the_latest_evaluation_on_the_configs_seed_with_its_own_time(tmp_
   text = results_table.table([str(d)])
   row = text.splitlines()[2]
   # Seed 2's later evaluation is a re-evaluation, not the result; 1,000 steps took 450 s.
-  assert "| 90.00 ± 0.30 (600 episodes) | 1,000 of 60,000 | 1 / 3 | 0.12 h |" in row
+  assert ("| 90.00 ± 0.30 (600 episodes) | 1,000 of 60,000 | 1 / 3 | 0.12 h | 2026-11-22 | "
+          in row), row
   # The other protocol is listed beside it, never taken as the result.
   assert row.endswith("| 99.00 ± 0.30 (1 query/class, k = 10, 600 episodes) |"), row
   train_cmd, eval_cmd = results_table.commands(str(d))
@@ -55,6 +56,15 @@ def test_row_is_the_latest_evaluation_on_the_configs_seed_with_its_own_time(tmp_
   assert eval_cmd == train_cmd + " --mode=evaluate --config.eval.seed=2"
   assert (f"  {train_cmd} --mode=evaluate --config.eval.queries=1 --config.eval.steps=10"
           in text.splitlines())
+
+
+def test_dates_span_the_first_to_the_last_invocation(tmp_path):
+  d = _result_dir(tmp_path)
+  run = json.loads((d / "run.json").read_text())
+  later = dict(run["invocations"][0], date="2026-11-24T01:00:00+00:00")
+  (d / "run.json").write_text(json.dumps(dict(invocations=run["invocations"] + [later])))
+  assert "| 0.12 h | 2026-11-22 – 2026-11-24 | 2-core Some CPU, cpu |" in (
+      results_table.table([str(d)]).splitlines()[2])
 
 
 def test_own_protocol_is_the_largest_requested_step_not_eval_steps(tmp_path):
