@@ -19,9 +19,16 @@ What the authors' code does, and so do we:
 - outer update θ ← θ + ε (mean adapted − θ), ε linearly annealed from 1 to 0;
 - evaluation: 5 inner steps on the 5 support examples (their eval batch of 25 is five
   shuffled passes over the 5, so the same loss and batch statistics as the full
-  batch), then one query per class classified in one batch with the support
-  examples, normalised with the statistics of all 10 (``bn_mode='transductive_joint'``);
+  batch), then the one query per class classified in a batch of its own, normalised
+  with the statistics of those 5 queries (their ``Reptile._test_predictions`` with
+  ``--transductive`` feeds the test samples alone; ``eval.bn_mode='transductive'``);
   10,000 test episodes (their ``--eval-samples`` default).
+
+Meta-training keeps ``bn_mode='transductive_joint'`` (the training query is scored
+with the support set's examples in its batch). Reptile's update never uses the query,
+so this only changes the logged training accuracy; it is kept because the committed
+checkpoints were trained under it. Until 2026-11-23 evaluation used it too: those
+results stay in ``results/omniglot_reptile_5w1s/eval`` as another protocol.
 
 Differences: our MAML split trains on 1,100 characters (the authors' split 1,200) and
 keeps 100 for validation; the 1 query per class sampled in meta-training tasks is only
@@ -59,6 +66,7 @@ def get_config(arg: str = ""):
   c.eval.shots = 1
   c.eval.queries = 1
   c.eval.steps = 5
+  c.eval.bn_mode = "transductive"
   c.eval.episodes = 10000
   c.eval.batch = 500
   if "smoke" in args:

@@ -33,14 +33,26 @@ _PLOT = flags.DEFINE_string("plot", "", "Also write the learning curves to this 
 _EVAL_FILE = re.compile(r"rows_step(\d+)_seed(\d+)(_\w+)?\.jsonl$")
 
 
-def protocol(row: dict) -> tuple[int, int, int, int]:
-  """(ways, shots, queries per class, test-time steps k) an evaluation row was scored with."""
-  return (row["eval_ways"], row["eval_shots"], row["eval_queries"], row["k"])
+# How each batch-norm mode normalises the queries (``metalearn.learner``).
+_BN_WORDS = {"transductive": "query-batch BN statistics",
+             "non_transductive": "support-set BN statistics",
+             "transductive_joint": "support+query BN statistics"}
+_DEFAULT_BN = builders.base_config().bn_mode  # Files written before the key existed.
+
+Protocol = tuple[int, int, int, int, str]
 
 
-def config_protocol(config: dict) -> tuple[int, int, int, int]:
+def protocol(row: dict) -> Protocol:
+  """(ways, shots, queries per class, test-time steps k, batch-norm mode) an evaluation
+  row was scored with."""
+  bn = row.get("eval_bn_mode") or row.get("bn_mode", _DEFAULT_BN)
+  return (row["eval_ways"], row["eval_shots"], row["eval_queries"], row["k"], bn)
+
+
+def config_protocol(config: dict) -> Protocol:
   """The protocol of a run's own evaluation (``config.json``)."""
-  return builders.eval_protocol(ml_collections.ConfigDict(config))
+  bn = config["eval"].get("bn_mode") or config.get("bn_mode", _DEFAULT_BN)
+  return builders.eval_protocol(ml_collections.ConfigDict(config)) + (bn,)
 
 
 def evaluations(result_dir: str) -> list[dict]:
@@ -63,7 +75,7 @@ def evaluations(result_dir: str) -> list[dict]:
   return sorted(out, key=lambda r: (r["checkpoint_step"], r["eval_seed"], protocol(r)))
 
 
-def by_protocol(result_dir: str) -> list[tuple[tuple[int, int, int, int], list[dict]]]:
+def by_protocol(result_dir: str) -> list[tuple[Protocol, list[dict]]]:
   """Accuracy rows on the config's evaluation seed, grouped by protocol and sorted by
   step: ``[(protocol, [row, ...]), ...]``, the config's own protocol first (possibly with
   no rows), then the others in sorted order. Re-evaluations on other seeds are left out."""
@@ -93,16 +105,17 @@ def other_protocols(result_dir: str, step: int) -> list[dict]:
 
 def _protocol_flags(row: dict, config: dict) -> str:
   """The ``--config.eval.*`` flags that score a checkpoint under ``row``'s protocol."""
-  names = ("ways", "shots", "queries", "steps")
+  names = ("ways", "shots", "queries", "steps", "bn_mode")
   return " ".join(f"--config.eval.{n}={v}" for n, v, own in
                   zip(names, protocol(row), config_protocol(config)) if v != own)
 
 
 def _describe(row: dict, config: dict) -> str:
-  ways, shots, queries, k = protocol(row)
+  ways, shots, queries, k, bn = protocol(row)
   own = config_protocol(config)
   parts = [f"{ways}-way {shots}-shot"] if (ways, shots) != own[:2] else []
   parts += [f"{queries} quer{'y' if queries == 1 else 'ies'}/class", f"k = {k}"]
+  parts += [_BN_WORDS[bn]] if bn != own[4] else []
   return (f"{100 * row['mean']:.2f} ± {100 * row['ci95']:.2f} ({', '.join(parts)}, "
           f"{row['episodes']:,} episodes)")
 
@@ -196,15 +209,17 @@ def plot_learning_curves(result_dirs: list[str], path: str) -> None:
       s, a = zip(*val)
       ax.plot(s, 100 * np.asarray(a), "s-", ms=3, color="C1", label="validation")
     groups = by_protocol(d)
-    for i, ((_, _, queries, k), points) in enumerate(groups):
+    for i, ((_, _, queries, k, bn), points) in enumerate(groups):
       if not points:
         continue
+      bn_words = f", {_BN_WORDS[bn]}" if bn != groups[0][0][4] else ""
       steps, means, cis = zip(*[(r["checkpoint_step"], 100 * r["mean"], 100 * r["ci95"])
                                 for r in points])
       ax.errorbar(steps, means, cis, fmt="D" if i else "o", ms=4, capsize=2,
                   color=f"C{2 + i}" if i else "C0", mfc="none" if i else None,
                   label=f"test, {queries} quer{'y' if queries == 1 else 'ies'}/class, "
-                        f"k = {k}, {_episodes(points)} ep." + (" (own)" if not i else ""))
+                        f"k = {k}{bn_words}, {_episodes(points)} ep."
+                        + (" (own)" if not i else ""))
     mean, ci = _published(pub["published"])
     ax.axhspan(mean - ci, mean + ci, color="C2", alpha=0.25,
                label=f"published {pub['published']}")

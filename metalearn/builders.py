@@ -62,7 +62,8 @@ def base_config() -> ml_collections.ConfigDict:
   # Final evaluation: test split, whole accuracy-vs-steps curve in one pass.
   c.eval = ml_collections.ConfigDict(dict(
       split="test", episodes=600, steps=10, eval_steps=(), ways=0, shots=0,
-      queries=0, inner_lr=0.0, batch=100, seed=1))
+      queries=0, inner_lr=0.0, batch=100, seed=1,
+      bn_mode=""))  # Batch-norm mode of the query predictions; '': config.bn_mode.
   return c
 
 
@@ -77,6 +78,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(c.model.name in MODELS, "model.name", f"{c.model.name!r} not in {MODELS}")
   _check(c.algorithm in ALGORITHMS, "algorithm", f"{c.algorithm!r} not in {ALGORITHMS}")
   _check(c.bn_mode in BN_MODES, "bn_mode", f"{c.bn_mode!r} not in {BN_MODES}")
+  _check(c.eval.bn_mode in ("",) + BN_MODES, "eval.bn_mode",
+         f"{c.eval.bn_mode!r} not in {('',) + BN_MODES}")
   _check(c.inner.optimizer in INNER_OPTIMIZERS, "inner.optimizer",
          f"{c.inner.optimizer!r} not in {INNER_OPTIMIZERS}")
   _check(c.inner.steps >= 0, "inner.steps", f"{c.inner.steps} must be >= 0")
@@ -125,15 +128,22 @@ def eval_protocol(c: ml_collections.ConfigDict) -> tuple[int, int, int, int]:
   return (e.ways or c.ways, e.shots or c.shots, e.queries or c.queries, max(eval_steps(c)))
 
 
-def build_learner(c: ml_collections.ConfigDict, ways: Optional[int] = None) -> Learner:
-  """The model, loss and batch-norm mode; ``ways`` overrides the head's width."""
-  ways = ways or c.ways
+def eval_bn_mode(c: ml_collections.ConfigDict) -> str:
+  """The batch-norm mode validation and evaluation score queries with: ``c.eval.bn_mode``,
+  or the meta-training one. It changes only how queries are normalised, never the
+  parameters' shapes, so one checkpoint can be scored under each mode."""
+  return c.eval.bn_mode or c.bn_mode
+
+
+def build_learner(c: ml_collections.ConfigDict, bn_mode: Optional[str] = None) -> Learner:
+  """The model, loss and batch-norm mode (``bn_mode`` overrides ``c.bn_mode``)."""
+  bn_mode = bn_mode or c.bn_mode
   if c.model.name == "mlp":
-    return Learner(mlp.MLP(tuple(c.model.hidden)), "mse", c.bn_mode)
+    return Learner(mlp.MLP(tuple(c.model.hidden)), "mse", bn_mode)
   make = (conv4.omniglot_conv4 if c.model.name == "conv4_omniglot"
           else conv4.miniimagenet_conv4)
   kw = {"filters": c.model.filters} if c.model.filters else {}
-  return Learner(make(ways, conv_impl=c.model.conv_impl, **kw), "xent", c.bn_mode)
+  return Learner(make(c.ways, conv_impl=c.model.conv_impl, **kw), "xent", bn_mode)
 
 
 def build_inner(c: ml_collections.ConfigDict, *, steps: Optional[int] = None,

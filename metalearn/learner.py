@@ -6,12 +6,12 @@ batch-norm mode lives here because it decides which examples the query is normal
 with:
 
 - ``transductive``: the query batch is normalised with its own statistics, as in MAML's
-  reference code; every query prediction depends on the other query examples.
+  reference code and the Reptile authors' transductive evaluation; every query
+  prediction depends on the other query examples.
 - ``non_transductive``: query examples are normalised with support statistics only
   (the model sees ``concat([support, query])`` and takes statistics from the support).
 - ``transductive_joint``: the query is normalised together with the support set
-  (statistics of ``concat([support, query])``), as in the Reptile authors' transductive
-  evaluation, which classifies the support and query examples in one batch.
+  (statistics of ``concat([support, query])``).
 """
 
 import dataclasses

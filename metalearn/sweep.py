@@ -152,8 +152,8 @@ def point_flops(c: ml_collections.ConfigDict) -> dict[str, Any]:
       lambda k: jax.tree.map(lambda x: x[0], sample(k, 1, eval_family)), key)
   steps = list(builders.eval_steps(c))
   adapt = flops_lib.adaptation_flops(
-      learner, builders.build_inner(c, lr=c.eval.inner_lr, evaluation=True), episode,
-      steps)
+      builders.build_learner(c, builders.eval_bn_mode(c)),
+      builders.build_inner(c, lr=c.eval.inner_lr, evaluation=True), episode, steps)
   return dict(meta_step_flops=meta_step, meta_training_flops=meta_step * c.num_steps,
               eval_steps=steps, adaptation_flops=adapt)
 

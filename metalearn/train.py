@@ -150,7 +150,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> outer.MetaState:
         task_sharding=None if shardings is None else shardings[0],
         task_map=config.task_map, fast_compile=config.fast_compile)
     train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
-    val = _make_validation(config, learner) if config.val.every else None
+    val = _make_validation(config) if config.val.every else None
     writer = MetricWriter(workdir, resume_step=start)
     stack.callback(writer.close)
     progress = _Progress(workdir, start_step=start)
@@ -238,8 +238,10 @@ def _check_finite(state: outer.MetaState, mngr) -> None:
         f"{mngr.directory}")
 
 
-def _make_validation(config, learner):
-  """``f(state, step) -> scalars`` scoring meta-validation episodes."""
+def _make_validation(config):
+  """``f(state, step) -> scalars`` scoring meta-validation episodes (with the
+  evaluation's batch-norm mode and inner step size)."""
+  learner = builders.build_learner(config, builders.eval_bn_mode(config))
   family = builders.eval_task_family(config)
   data = builders.load_data(config, "val", family)
   k = config.val.steps or config.eval.steps
@@ -314,7 +316,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     state, step = restore_state(config, workdir, step)
   family = builders.eval_task_family(config)
   data = builders.load_data(config, config.eval.split, family)
-  learner = builders.build_learner(config)
+  learner = builders.build_learner(config, builders.eval_bn_mode(config))
   inner = builders.build_inner(config, lr=config.eval.inner_lr, evaluation=True)
   steps = builders.eval_steps(config)
   t0 = time.time()
@@ -332,7 +334,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   ways, shots, queries, _ = builders.eval_protocol(config)
   settings.update(
       eval_split=config.eval.split, eval_ways=ways, eval_shots=shots, eval_queries=queries,
-      eval_inner_lr=inner.lr, eval_seed=config.eval.seed,
+      eval_inner_lr=inner.lr, eval_bn_mode=learner.bn_mode, eval_seed=config.eval.seed,
       checkpoint_step=None if step is None else int(step),
       eval_seconds=round(time.time() - t0, 2))
   rows = evaluation.rows(result, settings=settings, flops=adapt_flops)
@@ -351,11 +353,14 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
 
 def eval_file_stem(config: ml_collections.ConfigDict, step: Optional[int]) -> str:
-  """``rows_step<S>_seed<E>_<W>w<N>s<Q>q_k<K>``: one evaluation file per checkpoint,
-  evaluation seed and protocol (ways, shots, queries per class, largest test-time step),
-  so scoring the same parameters under another protocol never overwrites a result."""
+  """``rows_step<S>_seed<E>_<W>w<N>s<Q>q_k<K>[_bn_<mode>]``: one evaluation file per
+  checkpoint, evaluation seed and protocol (ways, shots, queries per class, largest
+  test-time step, and the batch-norm mode when it is not meta-training's), so scoring
+  the same parameters under another protocol never overwrites a result."""
   ways, shots, queries, k = builders.eval_protocol(config)
-  return f"rows_step{step}_seed{config.eval.seed}_{ways}w{shots}s{queries}q_k{k}"
+  bn = builders.eval_bn_mode(config)
+  return (f"rows_step{step}_seed{config.eval.seed}_{ways}w{shots}s{queries}q_k{k}"
+          + (f"_bn_{bn}" if bn != config.bn_mode else ""))
 
 
 def _atomic_write(path: str, text: str) -> None:

@@ -92,7 +92,8 @@ def test_by_protocol_puts_the_own_protocol_first_and_keeps_the_others(tmp_path):
   d = _result_dir(tmp_path)
   groups = results_table.by_protocol(str(d))
   # Seed 2's evaluations are re-evaluations on a fresh seed: not on the curve.
-  assert [p for p, _ in groups] == [(5, 1, 15, 3), (5, 1, 1, 10)]
+  assert [p for p, _ in groups] == [(5, 1, 15, 3, "transductive"),
+                                    (5, 1, 1, 10, "transductive")]
   assert [(r["checkpoint_step"], r["mean"]) for r in groups[0][1]] == [(1000, 0.9)]
   assert [(r["checkpoint_step"], r["mean"]) for r in groups[1][1]] == [(1000, 0.99)]
 
@@ -103,3 +104,31 @@ def test_an_eval_file_whose_rows_name_another_checkpoint_is_an_error(tmp_path):
   src.rename(d / "eval" / "rows_step3000_seed1_5w1s15q_k3.jsonl")
   with pytest.raises(ValueError, match="checkpoint_step 1000 and eval_seed 1"):
     results_table.evaluations(str(d))
+
+
+def test_a_batch_norm_mode_other_than_the_configs_is_another_protocol(tmp_path):
+  d = _result_dir(tmp_path)
+  config = json.loads((d / "config.json").read_text())
+  config["bn_mode"] = "transductive_joint"  # Meta-trained so; evaluated on query batches.
+  config["eval"]["bn_mode"] = "transductive"
+  (d / "config.json").write_text(json.dumps(config))
+  # Step 1,000 under the run's own mode, in files written before rows named their mode
+  # (``train.eval_file_stem`` names the mode only when it is not meta-training's).
+  own = d / "eval" / "rows_step1000_seed1_5w1s15q_k3.jsonl"
+  rows = [json.loads(l) for l in open(own)]
+  own.write_text("\n".join(json.dumps(dict(r, mean=0.95)) for r in rows))
+  # And under the config's evaluation mode: query-batch statistics.
+  (d / "eval" / "rows_step1000_seed1_5w1s15q_k3_bn_transductive.jsonl").write_text(
+      "\n".join(json.dumps(dict(r, eval_bn_mode="transductive")) for r in rows))
+  for path in (d / "eval").glob("*.jsonl"):
+    rows = [dict(json.loads(l), bn_mode="transductive_joint") for l in open(path)]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+  row = results_table.table([str(d)]).splitlines()[2]
+  assert "| 90.00 ± 0.30 (600 episodes) |" in row, row
+  assert row.endswith("| 99.00 ± 0.30 (1 query/class, k = 10, support+query BN statistics, "
+                      "600 episodes); 95.00 ± 0.30 (15 queries/class, k = 3, support+query BN "
+                      "statistics, 600 episodes) |"), row
+  text = results_table.table([str(d)])
+  train_cmd, _ = results_table.commands(str(d))
+  assert (f"  {train_cmd} --mode=evaluate --config.eval.bn_mode=transductive_joint"
+          in text.splitlines()), text

@@ -237,3 +237,37 @@ def test_episode_shape_the_split_cannot_supply_is_refused(tmp_path):
   with pytest.raises(DataError, match="shots"):
     train.train(c, str(tmp_path / "w"))
   assert not os.path.exists(tmp_path / "w" / "config.json")
+
+
+@pytest.mark.skipif(not os.path.isdir(OMNIGLOT), reason=f"Omniglot not found at {OMNIGLOT}")
+def test_eval_bn_mode_scores_the_same_parameters_under_another_normalisation(tmp_path):
+  from experiments import omniglot_reptile  # pylint: disable=g-import-not-at-top
+  from metalearn import builders  # pylint: disable=g-import-not-at-top
+  c = omniglot_reptile.get_config("smoke")  # Trained with bn_mode='transductive_joint'.
+  c.data.path, c.eval.episodes, c.eval.steps = OMNIGLOT, 20, 1
+  family = builders.build_task_family(c)
+  learner = builders.build_learner(c)
+  state = train.init_state(c, learner, family, builders.load_data(c, "train", family),
+                           builders.build_outer_optimizer(c))
+
+  def scores(config, workdir=tmp_path):
+    rows = train.evaluate(config, str(workdir), step=0, state=state)
+    return {(r["metric"], r["k"]): r["mean"] for r in rows}, rows[0]["eval_bn_mode"]
+
+  joint, joint_mode = scores(c)
+  c_eval = c.copy_and_resolve_references()
+  c_eval.eval.bn_mode = "transductive"
+  override, override_mode = scores(c_eval)
+  c_run = c.copy_and_resolve_references()
+  c_run.bn_mode = "transductive"  # As if meta-trained with it: the same parameters.
+  run, run_mode = scores(c_run, tmp_path / "run")
+  assert (joint_mode, override_mode, run_mode) == ("transductive_joint",) + ("transductive",) * 2
+  assert override == run  # The override is exactly the other mode...
+  assert override[("loss", 0)] != joint[("loss", 0)]  # ...which normalises differently.
+  names = sorted(p.name for p in (tmp_path / "eval").glob("*.jsonl"))
+  # Scoring under another mode adds a file: the run's own result is not overwritten.
+  assert names == ["rows_step0_seed1_5w1s1q_k1.jsonl",
+                   "rows_step0_seed1_5w1s1q_k1_bn_transductive.jsonl"], names
+  c.eval.bn_mode = "batch"
+  with pytest.raises(ConfigError, match="config.eval.bn_mode: 'batch' not in"):
+    builders.validate(c)
