@@ -245,6 +245,7 @@ def test_eval_bn_mode_scores_the_same_parameters_under_another_normalisation(tmp
   from metalearn import builders  # pylint: disable=g-import-not-at-top
   c = omniglot_reptile.get_config("smoke")  # Trained with bn_mode='transductive_joint'.
   c.data.path, c.eval.episodes, c.eval.steps = OMNIGLOT, 20, 1
+  c.eval.bn_mode = ""  # Scored as meta-trained.
   family = builders.build_task_family(c)
   learner = builders.build_learner(c)
   state = train.init_state(c, learner, family, builders.load_data(c, "train", family),
