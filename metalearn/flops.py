@@ -114,7 +114,10 @@ def meta_step_flops(learner: Learner, algorithm: str, inner: InnerConfig, episod
   """FLOPs of one meta-gradient over a meta-batch of episodes (leading task axis), as
   a training step that does not log runs it (no metric-only forward passes).
 
-  The outer optimiser's update (a few FLOPs per parameter) is not included.
+  The outer optimiser's update (a few FLOPs per parameter) is not included. With
+  ``inner.carry_state`` (Reptile's carried inner Adam) the tasks run in sequence, each
+  from the previous task's optimiser state; a task does the same arithmetic from a
+  fresh state, so the tasks are counted side by side.
   """
   x = episodes.support_x
   theta = jax.eval_shape(learner.init, jax.random.key(0),
@@ -122,7 +125,7 @@ def meta_step_flops(learner: Learner, algorithm: str, inner: InnerConfig, episod
   meta_grad = algorithms.get(algorithm)
 
   def at(k):
-    cfg = dataclasses.replace(inner, steps=k, unroll=True)
+    cfg = dataclasses.replace(inner, steps=k, unroll=True, carry_state=False)
     fn = functools.partial(meta_grad, learner=learner, inner=cfg, log=False)
     batched = lambda t, eps: jax.vmap(fn, in_axes=(None, 0, None))(
         t, eps, jax.random.key(0))

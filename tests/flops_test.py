@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from metalearn import algorithms
 from metalearn import flops
 from metalearn import inner as inner_lib
 from metalearn import learner as learner_lib
@@ -78,6 +79,30 @@ def test_adaptation_flops_match_a_directly_counted_unrolled_adaptation():
   # Affine up to a few scalar ops (6 of 56,010 at k = 5, measured): not exact to 1e-6.
   np.testing.assert_allclose(counted, [direct(0), direct(1), direct(5)], rtol=2e-3)
   assert counted[0] < counted[1] < counted[2]
+
+
+def test_meta_step_flops_of_carried_reptile_match_a_directly_counted_task_sequence():
+  learner, episode = _mlp_problem()
+  tasks = 3
+  episodes = jax.tree.map(lambda x: jax.ShapeDtypeStruct((tasks,) + x.shape, x.dtype),
+                          episode)
+  cfg = InnerConfig(steps=2, lr=0.01, optimizer="adam", carry_state=True, unroll=True)
+  theta = jax.eval_shape(learner.init, jax.random.key(0), episode.support_x)
+
+  def sequence(theta, episodes):  # The tasks one after another, the state carried.
+    state = cfg.make_optimizer().init(theta)
+    grads = []
+    for t in range(tasks):
+      g, _, state = algorithms.reptile.reptile_meta_grad_carried(
+          theta, state, jax.tree.map(lambda x: x[t], episodes), jax.random.key(0),
+          learner=learner, inner=cfg, log=False)
+      grads.append(g)
+    return grads
+
+  counted = flops.meta_step_flops(learner, "reptile", cfg, episodes)
+  np.testing.assert_allclose(counted, flops.program_flops(sequence, theta, episodes),
+                             rtol=2e-3)
+  assert counted > 0
 
 
 def test_cost_results_as_list_are_merged_and_missing_flops_is_nan(monkeypatch):
