@@ -86,7 +86,8 @@ def test_meta_step_flops_of_carried_reptile_match_a_directly_counted_task_sequen
   tasks = 3
   episodes = jax.tree.map(lambda x: jax.ShapeDtypeStruct((tasks,) + x.shape, x.dtype),
                           episode)
-  cfg = InnerConfig(steps=2, lr=0.01, optimizer="adam", carry_state=True, unroll=True)
+  # 3 steps, as the Reptile config: counted at 1 and 2 and extrapolated, vs directly.
+  cfg = InnerConfig(steps=3, lr=0.01, optimizer="adam", carry_state=True, unroll=True)
   theta = jax.eval_shape(learner.init, jax.random.key(0), episode.support_x)
 
   def sequence(theta, episodes):  # The tasks one after another, the state carried.
