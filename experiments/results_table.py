@@ -1,9 +1,10 @@
 r"""Published vs reproduced results, and their learning curves, from committed result dirs.
 
 Each result dir holds what a run wrote: ``config.json``, ``metrics.jsonl`` (training and
-validation metrics), ``progress.json`` (training seconds summed over resumed
-invocations), ``run.json`` (commands, dates, machine), ``eval/rows_step<S>_seed<E>_<protocol>
-.jsonl`` (``train.eval_file_stem``) and the checkpoint. The table reports the evaluation
+validation metrics), ``progress.json`` (training seconds summed over resumed invocations,
+and the machines they ran on), ``run.json`` (commands, dates, machine),
+``eval/rows_step<S>_seed<E>_<protocol>.jsonl`` (``train.eval_file_stem``) and the
+checkpoint. The table reports the evaluation
 under the config's own seed and protocol, and lists the same checkpoint scored under other
 protocols beside it. A ``published.json`` beside them names the paper's figure:
 ``{"setting": ..., "published": "98.7 ± 0.4", "source": "Finn et al. 2017"}``.
@@ -12,6 +13,7 @@ protocols beside it. A ``published.json`` beside them names the paper's figure:
   python -m experiments.results_table --plot=results/omniglot_curves.png results/omniglot_*
 """
 
+import dataclasses
 import datetime
 import glob
 import json
@@ -26,8 +28,8 @@ import ml_collections
 import numpy as np
 
 from metalearn import builders
+from metalearn import progress
 from metalearn import scaling_plots
-from metalearn import train
 
 _PLOT = flags.DEFINE_string("plot", "", "Also write the learning curves to this PNG.")
 _EVAL_FILE = re.compile(r"rows_step(\d+)_seed(\d+)(_\w+)?\.jsonl$")
@@ -144,19 +146,23 @@ def table(result_dirs: list[str]) -> str:
   for d in result_dirs:
     pub, config = _json(d, "published.json"), _json(d, "config.json")
     invocations = _json(d, "run.json")["invocations"]
-    first = invocations[0]
-    dates = " – ".join(sorted({first["date"][:10], invocations[-1]["date"][:10]}))
     row = final_accuracy_row(d)
     others = other_protocols(d, row["checkpoint_step"])
-    machine = first["machine"]
-    seconds = train.train_seconds_at(d, row["checkpoint_step"])
-    train_time = "not recorded" if seconds is None else f"{seconds / 3600:.2f} h"
+    stretches = machine_stretches(d, row["checkpoint_step"])
+    days = [i["date"][:10] for i in invocations] + [s.started[:10] for s in stretches
+                                                    if s.started]
+    dates = " – ".join(sorted({min(days), max(days)}))
+    train_time = _hours(progress.train_seconds_at(d, row["checkpoint_step"]))
+    if len(stretches) > 1:
+      train_time += f" ({' + '.join(_hours(s.seconds) for s in stretches)})"
+    machine = "; ".join(
+        _machine_words(s.machine) + (f" (steps {s.start:,}–{s.end:,})" if len(stretches) > 1
+                                     else "") for s in stretches)
     lines.append(
         f"| {pub['setting']} | {pub['published']} ({pub['source']}) | "
         f"{100 * row['mean']:.2f} ± {100 * row['ci95']:.2f} ({row['episodes']:,} episodes) | "
         f"{row['checkpoint_step']:,} of {config['num_steps']:,} | "
-        f"{row['k_train']} / {row['k']} | {train_time} | {dates} | "
-        f"{machine['cpu_count']}-core {machine['cpu']}, {machine['backend']} | "
+        f"{row['k_train']} / {row['k']} | {train_time} | {dates} | {machine} | "
         f"{'; '.join(_describe(r, config) for r in others) or '–'} |")
   lines.append("")
   lines.append("Commands (the first resumes or continues training and then evaluates; "
@@ -171,6 +177,32 @@ def table(result_dirs: list[str]) -> str:
     lines += [f"- `{os.path.basename(d)}`:", "  ```bash", f"  {train_cmd}", f"  {eval_cmd}",
               *extra, "  ```"]
   return "\n".join(lines)
+
+
+def machine_stretches(result_dir: str, step: int) -> list[progress.Segment]:
+  """The training of checkpoint ``step`` as consecutive stretches on one machine each
+  (``progress.segments_at``, invocations on the same machine merged). Steps trained
+  before ``progress.json`` recorded machines are taken to have run where the first
+  recorded invocation in ``run.json`` ran."""
+  fallback = _json(result_dir, "run.json")["invocations"][0]["machine"]
+  out = []
+  for seg in progress.segments_at(result_dir, step):
+    seg = dataclasses.replace(seg, machine=seg.machine or fallback)
+    if out and _machine_words(out[-1].machine) == _machine_words(seg.machine):
+      last = out.pop()
+      took = (None if last.seconds is None or seg.seconds is None
+              else last.seconds + seg.seconds)
+      seg = dataclasses.replace(last, end=seg.end, seconds=took)
+    out.append(seg)
+  return out
+
+
+def _machine_words(machine: dict) -> str:
+  return f"{machine['cpu_count']}-core {machine['cpu']}, {machine['backend']}"
+
+
+def _hours(seconds) -> str:
+  return "not recorded" if seconds is None else f"{seconds / 3600:.2f} h"
 
 
 def _published(text: str) -> tuple[float, float]:
@@ -193,7 +225,7 @@ def plot_learning_curves(result_dirs: list[str], path: str) -> None:
   machines = set()
   for ax, d in zip(axes[0], result_dirs):
     pub, config = _json(d, "published.json"), _json(d, "config.json")
-    machines.add(_json(d, "run.json")["invocations"][0]["machine"]["cpu"])
+    machines.update(s.machine["cpu"] for s in machine_stretches(d, config["num_steps"]))
     with open(os.path.join(d, "metrics.jsonl")) as f:
       rows = [json.loads(l) for l in f]
     logged = [(r["step"], r["query_accuracy_post"]) for r in rows

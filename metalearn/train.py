@@ -26,6 +26,7 @@ from metalearn import checkpoints
 from metalearn import evaluation
 from metalearn import flops as flops_lib
 from metalearn import outer
+from metalearn import progress as progress_lib
 from metalearn.errors import CheckpointError
 from metalearn.errors import ConfigError
 from metalearn.errors import MetalearnError
@@ -153,7 +154,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> outer.MetaState:
     val = _make_validation(config) if config.val.every else None
     writer = MetricWriter(workdir, resume_step=start)
     stack.callback(writer.close)
-    progress = _Progress(workdir, start_step=start)
+    progress = progress_lib.Progress(workdir, start_step=start)
 
     t0, s0 = time.time(), start
     for step in range(start, config.num_steps):
@@ -184,47 +185,6 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> outer.MetaState:
       if log:
         t0, s0 = time.time(), done  # Validation and saving are not meta-steps.
     return state
-
-
-class _Progress:
-  """``<workdir>/progress.json``: the last checkpointed step and the training seconds
-  spent to reach it, summed over every invocation, including ones that were killed
-  (whose time after their last checkpoint is redone, so not counted); ``history``
-  holds ``[step, train_seconds]`` at every checkpoint, so that a result evaluated at
-  an earlier checkpoint can state its own training time."""
-
-  def __init__(self, workdir: str, start_step: int):
-    self.path = os.path.join(workdir, "progress.json")
-    self.before, self.history = 0.0, []
-    if start_step and os.path.exists(self.path):
-      with open(self.path) as f:
-        info = json.load(f)
-      self.history = [h for h in info.get("history", [[info["step"],
-                                                        info["train_seconds"]]])
-                      if h[0] <= start_step]
-      self.before = self.history[-1][1] if self.history else float(info["train_seconds"])
-    self.start = time.time()
-
-  def write(self, step: int) -> None:
-    if jax.process_index() != 0:
-      return
-    seconds = round(self.before + time.time() - self.start, 1)
-    self.history.append([step, seconds])
-    info = dict(step=step, train_seconds=seconds,
-                updated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                history=self.history)
-    _atomic_write(self.path, json.dumps(info) + "\n")
-
-
-def train_seconds_at(workdir: str, step: int) -> Optional[float]:
-  """Training seconds recorded when checkpoint ``step`` was saved, or None."""
-  path = os.path.join(workdir, "progress.json")
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    info = json.load(f)
-  history = dict(map(tuple, info.get("history", []))) | {info["step"]: info["train_seconds"]}
-  return history.get(step)
 
 
 def _check_finite(state: outer.MetaState, mngr) -> None:

@@ -132,3 +132,21 @@ def test_a_batch_norm_mode_other_than_the_configs_is_another_protocol(tmp_path):
   train_cmd, _ = results_table.commands(str(d))
   assert (f"  {train_cmd} --mode=evaluate --config.eval.bn_mode=transductive_joint"
           in text.splitlines()), text
+
+
+def test_a_run_moved_to_another_machine_states_each_machines_steps_and_time(tmp_path):
+  d = _result_dir(tmp_path)
+  # Steps 0-500 predate recorded segments (their machine is run.json's); 500 on ran on
+  # another machine, started on 2026-11-28.
+  amd = dict(cpu="AMD CPU", cpu_count=2, backend="cpu")
+  (d / "progress.json").write_text(json.dumps(dict(
+      step=2000, train_seconds=900.0,
+      history=[[500, 200.0], [1000, 450.0], [1500, 700.0], [2000, 900.0]],
+      segments=[dict(start_step=500, started="2026-11-28T12:00:00+00:00", machine=amd),
+                dict(start_step=1500, started="2026-11-29T12:00:00+00:00", machine=amd)])))
+  row = results_table.table([str(d)]).splitlines()[2]
+  assert ("| 0.12 h (0.06 h + 0.07 h) | 2026-11-22 – 2026-11-28 | 2-core Some CPU, cpu "
+          "(steps 0–500); 2-core AMD CPU, cpu (steps 500–1,000) |") in row, row
+  # Invocations on one machine are one stretch.
+  assert [(s.start, s.end, s.seconds) for s in results_table.machine_stretches(str(d), 2000)
+          ] == [(0, 500, 200.0), (500, 2000, 700.0)]

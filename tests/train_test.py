@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from experiments import sinusoid
+from metalearn import progress as progress_lib
+from metalearn import provenance
 from metalearn import train
 from metalearn.errors import CheckpointError
 from metalearn.errors import ConfigError
@@ -91,8 +93,14 @@ def test_killed_run_resumes_to_bitwise_identical_parameters(tmp_path):
   assert killed_at in hist_steps and hist_steps[-1] == steps
   assert list(hist_steps) == sorted(set(hist_steps)), "redone checkpoints appear once"
   assert all(s % 100 == 0 for s in hist_steps) and list(hist_seconds) == sorted(hist_seconds)
-  assert train.train_seconds_at(str(workdir), killed_at) == dict(progress["history"])[killed_at]
-  assert train.train_seconds_at(str(workdir), 7) is None
+  assert (progress_lib.train_seconds_at(str(workdir), killed_at)
+          == dict(progress["history"])[killed_at])
+  assert progress_lib.train_seconds_at(str(workdir), 7) is None
+  # Both invocations' work was kept: the killed one's up to its checkpoint, on this machine.
+  segments = progress_lib.segments_at(str(workdir), steps)
+  assert [(s.start, s.end) for s in segments] == [(0, killed_at), (killed_at, steps)]
+  assert {s.machine["cpu"] for s in segments} == {provenance.machine()["cpu"]}
+  assert sum(s.seconds for s in segments) == pytest.approx(progress["train_seconds"])
 
 
 def test_carried_inner_state_is_checkpointed_and_resumed_exactly(tmp_path):
