@@ -220,12 +220,20 @@ def plot_learning_curves(result_dirs: list[str], path: str) -> None:
   validation accuracy, test evaluations with 95% CIs (the config's own protocol filled,
   other protocols hollow), and the published band."""
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, axes = plt.subplots(1, len(result_dirs), figsize=(4.2 * len(result_dirs), 3.4),
-                           squeeze=False)
+  cols = min(3, len(result_dirs))
+  rows_ = -(-len(result_dirs) // cols)
+  fig, axes = plt.subplots(rows_, cols, figsize=(5.2 * cols, 3.9 * rows_), squeeze=False)
+  for ax in axes.flat[len(result_dirs):]:
+    ax.set_axis_off()
   machines = set()
-  for ax, d in zip(axes[0], result_dirs):
+  for ax, d in zip(axes.flat, result_dirs):
     pub, config = _json(d, "published.json"), _json(d, "config.json")
-    machines.update(s.machine["cpu"] for s in machine_stretches(d, config["num_steps"]))
+    stretches = machine_stretches(d, config["num_steps"])
+    machines.update(s.machine["cpu"] for s in stretches)
+    for s in stretches[1:]:  # Where training moved to another machine.
+      ax.axvline(s.start, ls=":", lw=0.8, color="0.3")
+      ax.text(s.start, 0.02, f" from here on\n {s.machine['cpu']}", fontsize=5.5,
+              color="0.3", transform=ax.get_xaxis_transform())
     with open(os.path.join(d, "metrics.jsonl")) as f:
       rows = [json.loads(l) for l in f]
     logged = [(r["step"], r["query_accuracy_post"]) for r in rows
