@@ -105,6 +105,15 @@ def other_protocols(result_dir: str, step: int) -> list[dict]:
           if r["checkpoint_step"] == step]
 
 
+def reevaluations(result_dir: str, step: int) -> list[dict]:
+  """Accuracy rows of checkpoint ``step`` under the config's own protocol on evaluation
+  seeds other than the config's: the same parameters scored on fresh episodes."""
+  config = _json(result_dir, "config.json")
+  own = config_protocol(config)
+  return [r for r in evaluations(result_dir) if r["checkpoint_step"] == step
+          and protocol(r) == own and r["eval_seed"] != config["eval"]["seed"]]
+
+
 def _protocol_flags(row: dict, config: dict) -> str:
   """The ``--config.eval.*`` flags that score a checkpoint under ``row``'s protocol."""
   names = ("ways", "shots", "queries", "steps", "bn_mode")
@@ -139,15 +148,17 @@ def _json(result_dir: str, name: str) -> dict:
 
 
 def table(result_dirs: list[str]) -> str:
-  lines = ["| setting | published | ours (95% CI) | meta-iterations (of the paper's) "
-           "| train K / test K | training wall time | dates (UTC) | machine | same parameters, "
-           "other test protocols |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+  lines = ["| setting | published | ours (95% CI) | same parameters, fresh episodes "
+           "| meta-iterations (of the paper's) | train K / test K | training wall time "
+           "| dates (UTC) | machine | same parameters, other test protocols |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
   for d in result_dirs:
     pub, config = _json(d, "published.json"), _json(d, "config.json")
     invocations = _json(d, "run.json")["invocations"]
     row = final_accuracy_row(d)
     others = other_protocols(d, row["checkpoint_step"])
+    fresh = "; ".join(f"{100 * r['mean']:.2f} ± {100 * r['ci95']:.2f} (seed {r['eval_seed']})"
+                      for r in reevaluations(d, row["checkpoint_step"]))
     stretches = machine_stretches(d, row["checkpoint_step"])
     days = [i["date"][:10] for i in invocations] + [s.started[:10] for s in stretches
                                                     if s.started]
@@ -161,7 +172,7 @@ def table(result_dirs: list[str]) -> str:
     lines.append(
         f"| {pub['setting']} | {pub['published']} ({pub['source']}) | "
         f"{100 * row['mean']:.2f} ± {100 * row['ci95']:.2f} ({row['episodes']:,} episodes) | "
-        f"{row['checkpoint_step']:,} of {config['num_steps']:,} | "
+        f"{fresh or 'not yet scored'} | {row['checkpoint_step']:,} of {config['num_steps']:,} | "
         f"{row['k_train']} / {row['k']} | {train_time} | {dates} | {machine} | "
         f"{'; '.join(_describe(r, config) for r in others) or '–'} |")
   lines.append("")

@@ -47,8 +47,9 @@ def test_row_is_the_latest_evaluation_on_the_configs_seed_with_its_own_time(tmp_
   text = results_table.table([str(d)])
   row = text.splitlines()[2]
   # Seed 2's later evaluation is a re-evaluation, not the result; 1,000 steps took 450 s.
-  assert ("| 90.00 ± 0.30 (600 episodes) | 1,000 of 60,000 | 1 / 3 | 0.12 h | 2026-11-22 | "
-          in row), row
+  # The re-evaluation of the same checkpoint on seed 2 stands beside it.
+  assert ("| 90.00 ± 0.30 (600 episodes) | 50.00 ± 0.30 (seed 2) | 1,000 of 60,000 | 1 / 3 | "
+          "0.12 h | 2026-11-22 | " in row), row
   # The other protocol is listed beside it, never taken as the result.
   assert row.endswith("| 99.00 ± 0.30 (1 query/class, k = 10, 600 episodes) |"), row
   train_cmd, eval_cmd = results_table.commands(str(d))
