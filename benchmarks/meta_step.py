@@ -172,10 +172,13 @@ def peak_memory_bytes() -> dict[str, Any]:
 
 
 def environment() -> dict[str, Any]:
-  """Where and when: versions, backend, CPU count and the load while measuring."""
+  """Where and when: versions, backend, CPU model and count, the cores this process
+  may use (``taskset``), and the load while measuring."""
+  machine = provenance.machine()
   return {
       "jax": jax.__version__, "backend": jax.default_backend(),
       "device": str(jax.devices()[0].device_kind), "cpus": os.cpu_count(),
+      "cpu_model": machine["cpu"], "cpus_usable": machine["cpus_usable"],
       "host": platform.node(), "python": sys.version.split()[0],
       "xla_flags": os.environ.get("XLA_FLAGS", ""),
       "date": provenance.now(),

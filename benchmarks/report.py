@@ -137,6 +137,22 @@ def alternate_table(rows: list[dict]) -> list[str]:
   return out
 
 
+def pinned_table(rows: list[dict]) -> list[str]:
+  """Interleaved comparisons of the Omniglot training workloads, one process pinned to
+  each core as the training runs are."""
+  out = ["| CPU | workload | K | remat | tasks via | conv | s/step (min–max) | "
+         "speedup vs first of its group | compile s | date |", "|" + " --- |" * 10]
+  for r in rows:
+    s = r["settings"]
+    out.append(f"| {r['cpu_model']}, {r['cpus_usable']} of {r['cpus']} cores | "
+               f"{s['ways']}-way {s['shots']}-shot, {s['queries']} quer"
+               f"{'y' if s['queries'] == 1 else 'ies'}/class, meta-batch {s['meta_batch']} | "
+               f"{s['K']} | {'yes' if s['remat'] else 'no'} | {s['task_map']} | "
+               f"{s['conv_impl']} | {_seconds(r)} | {r['speedup']:.3f} | "
+               f"{r['compile_s']:.1f} | {r['date'][:16]} |")
+  return out
+
+
 def compile_table(rows: list[dict]) -> list[str]:
   out = ["| algorithm | K | remat | options | lowering s | lowering + compile s | "
          "compile CPU s | s/step (median of n) | date | load before / after |",
@@ -180,6 +196,17 @@ def render() -> str:
               "xla_cpu_use_fusion_emitters=true,xla_cpu_use_fusion_emitters=false`; "
               "each pair's first row is its reference.", ""]
     parts += compare_table(fusion) + [""]
+  pinned = _rows("pinned_training_workloads.jsonl")
+  if pinned:
+    parts += ["### The Omniglot training workloads, one pinned process per core", "",
+              "The settings of the MAML 5-way 5-shot and 20-way 1-shot runs, each "
+              "comparison interleaved in one process (`python -m benchmarks.meta_step "
+              "--ways=W --shots=S --queries=S --meta_batch=B --K=K --inner_lr=A [--remat] "
+              "--steps=7 --nocount_flops --compare=FIELD=V1,V2`) under `taskset -c 0` "
+              "(5-shot) and `taskset -c 1` (20-way) side by side, as the training runs "
+              "are; training was stopped meanwhile. Each group's first row is its "
+              "reference.", ""]
+    parts += pinned_table(pinned) + [""]
   ct = _rows("compile_time.jsonl")
   if ct:
     parts += ["### Compile time (one process per row, `benchmarks/compile_time.py`)", "",
