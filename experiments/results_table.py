@@ -4,9 +4,10 @@ Each result dir holds what a run wrote: ``config.json``, ``metrics.jsonl`` (trai
 validation metrics), ``progress.json`` (training seconds summed over resumed invocations,
 and the machines they ran on), ``run.json`` (commands, dates, machine),
 ``eval/rows_step<S>_seed<E>_<protocol>.jsonl`` (``train.eval_file_stem``) and the
-checkpoint. The table reports the evaluation
-under the config's own seed and protocol, and lists the same checkpoint scored under other
-protocols beside it. A ``published.json`` beside them names the paper's figure:
+checkpoint. The table reports the evaluation under the config's own seed and protocol,
+lists the same checkpoint scored on other seeds and under other protocols beside it, and
+splits the training time by machine. A ``published.json`` beside them names the paper's
+figure:
 ``{"setting": ..., "published": "98.7 ± 0.4", "source": "Finn et al. 2017"}``.
 
   python -m experiments.results_table results/omniglot_*                # the table
