@@ -13,6 +13,8 @@ from typing import Optional
 import jax
 import numpy as np
 
+from metalearn import atomic
+
 
 class MetricWriter:
   """Writes ``{'step': s, **scalars}`` rows; a no-op on processes other than 0."""
@@ -61,10 +63,7 @@ def _truncate_after(path: str, step: int) -> None:
         continue
       if row.get("step", 0) <= step:
         kept.append(line if line.endswith("\n") else line + "\n")
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.writelines(kept)
-  os.replace(tmp, path)
+  atomic.write_text(path, "".join(kept))
 
 
 def read_rows(path: str) -> list[dict]:

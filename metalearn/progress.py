@@ -24,6 +24,7 @@ from typing import Optional
 
 import jax
 
+from metalearn import atomic
 from metalearn import provenance
 
 
@@ -62,9 +63,7 @@ class Progress:
     info = dict(step=step, train_seconds=seconds,
                 updated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 history=self.history, segments=self.segments)
-    with open(self.path + ".tmp", "w") as f:
-      f.write(json.dumps(info) + "\n")
-    os.replace(self.path + ".tmp", self.path)
+    atomic.write_text(self.path, json.dumps(info) + "\n")
 
 
 def _read(workdir: str) -> Optional[dict]:

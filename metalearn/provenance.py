@@ -9,6 +9,8 @@ from typing import Optional
 
 import jax
 
+from metalearn import atomic
+
 
 def machine() -> dict:
   """The machine and software a number was measured on."""
@@ -57,7 +59,5 @@ def record_run(workdir: str, seconds: float, extra: Optional[dict] = None) -> di
       command=command(), date=now(), seconds=round(seconds, 1), machine=machine(),
       **(extra or {})))
   info["total_seconds"] = round(sum(i["seconds"] for i in info["invocations"]), 1)
-  with open(path + ".tmp", "w") as f:
-    json.dump(info, f, indent=2)
-  os.replace(path + ".tmp", path)
+  atomic.write_text(path, json.dumps(info, indent=2))
   return info

@@ -18,6 +18,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from metalearn import atomic
 from metalearn import scaling_analysis
 from metalearn import scaling_plots
 from metalearn import sweep
@@ -353,9 +354,7 @@ def _csv(path: str, rows: Sequence[dict]) -> None:
 
 
 def _json(path: str, obj: Any) -> None:
-  with open(path + ".tmp", "w") as f:
-    json.dump(obj, f, indent=1, allow_nan=False)
-  os.replace(path + ".tmp", path)
+  atomic.write_text(path, json.dumps(obj, indent=1, allow_nan=False))
 
 
 def write_outputs(workdir: str, *, metrics: Sequence[str], analysis: dict,

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from metalearn import atomic
 from metalearn import builders
 from metalearn import flops as flops_lib
 from metalearn import train
@@ -181,9 +182,7 @@ def _cost(info: dict, c: ml_collections.ConfigDict) -> float:
 
 
 def _write_json(path: str, obj: Any) -> None:
-  with open(path + ".tmp", "w") as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-  os.replace(path + ".tmp", path)
+  atomic.write_text(path, json.dumps(obj, indent=2, sort_keys=True))
 
 
 def _point_info(sweep_config, point: Point) -> dict:

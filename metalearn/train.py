@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from metalearn import atomic
 from metalearn import builders
 from metalearn import checkpoints
 from metalearn import evaluation
@@ -87,10 +88,7 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
       raise CheckpointError(
           f"--workdir={workdir} holds checkpoints of another config (differs in "
           f"{', '.join('config.' + k for k in changed[:5])}){why}; use a new workdir")
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(new, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
+  atomic.write_text(path, json.dumps(new, indent=2, sort_keys=True))
 
 
 def task_sharding(meta_batch: int) -> Optional[tuple[NamedSharding, NamedSharding]]:
@@ -301,7 +299,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   out = os.path.join(workdir, "eval")
   os.makedirs(out, exist_ok=True)
   stem = os.path.join(out, eval_file_stem(config, step))
-  _atomic_write(stem + ".jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+  atomic.write_text(stem + ".jsonl", "".join(json.dumps(r) + "\n" for r in rows))
   np.savez(stem + ".tmp.npz", eval_steps=np.asarray(result.eval_steps),
            **{k: v for k, v in result.values.items()})
   os.replace(stem + ".tmp.npz", stem + ".npz")
@@ -322,8 +320,3 @@ def eval_file_stem(config: ml_collections.ConfigDict, step: Optional[int]) -> st
   return (f"rows_step{step}_seed{config.eval.seed}_{ways}w{shots}s{queries}q_k{k}"
           + (f"_bn_{bn}" if bn != config.bn_mode else ""))
 
-
-def _atomic_write(path: str, text: str) -> None:
-  with open(path + ".tmp", "w") as f:
-    f.write(text)
-  os.replace(path + ".tmp", path)
