@@ -63,7 +63,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict(dict(
       split="test", episodes=600, steps=10, eval_steps=(), ways=0, shots=0,
       queries=0, inner_lr=0.0, batch=100, seed=1,
-      bn_mode=""))  # Batch-norm mode of the query predictions; '': config.bn_mode.
+      bn_mode="",  # Batch-norm mode of the query predictions; '': config.bn_mode.
+      rotate=False))  # Turn each episode class by a random multiple of 90° (cbfinn/maml).
   return c
 
 
@@ -100,6 +101,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(c.outer.schedule in ("constant", "linear"), "outer.schedule",
          f"{c.outer.schedule!r} not in ('constant', 'linear')")
   _check(c.eval.episodes >= 1, "eval.episodes", "must be >= 1")
+  _check(not c.eval.rotate or c.task != "sinusoid", "eval.rotate",
+         "turns image classes; the sinusoid task has none")
   _check(c.task_map in ("auto", "vmap", "map"), "task_map",
          f"{c.task_map!r} not in ('auto', 'vmap', 'map')")
   _check(isinstance(c.fast_compile, bool), "fast_compile",
@@ -170,7 +173,7 @@ def build_outer_optimizer(c: ml_collections.ConfigDict) -> optax.GradientTransfo
 
 
 def build_task_family(c: ml_collections.ConfigDict, *, ways=0, shots=0, queries=0,
-                      pool=None):
+                      pool=None, rotate=False):
   """The task family for training (defaults) or evaluation (overrides if non-zero).
 
   Evaluation always draws fresh sinusoid tasks (``pool=0``), never the training pool.
@@ -179,12 +182,13 @@ def build_task_family(c: ml_collections.ConfigDict, *, ways=0, shots=0, queries=
   ways, shots, queries = ways or c.ways, shots or c.shots, queries or c.queries
   if c.task == "sinusoid":
     return SinusoidTasks(shots=shots, queries=queries, pool_size=pool)
-  return sampling.ImageTaskFamily(ways=ways, shots=shots, queries=queries)
+  return sampling.ImageTaskFamily(ways=ways, shots=shots, queries=queries,
+                                  rotate=bool(rotate))
 
 
 def eval_task_family(c: ml_collections.ConfigDict):
   return build_task_family(c, ways=c.eval.ways, shots=c.eval.shots,
-                           queries=c.eval.queries, pool=0)
+                           queries=c.eval.queries, pool=0, rotate=c.eval.rotate)
 
 
 def load_data(c: ml_collections.ConfigDict, split: str, task_family=None) -> Any:

@@ -293,6 +293,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   settings.update(
       eval_split=config.eval.split, eval_ways=ways, eval_shots=shots, eval_queries=queries,
       eval_inner_lr=inner.lr, eval_bn_mode=learner.bn_mode, eval_seed=config.eval.seed,
+      eval_rotate=bool(config.eval.rotate),
       checkpoint_step=None if step is None else int(step),
       eval_seconds=round(time.time() - t0, 2))
   rows = evaluation.rows(result, settings=settings, flops=adapt_flops)
@@ -311,12 +312,14 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
 
 def eval_file_stem(config: ml_collections.ConfigDict, step: Optional[int]) -> str:
-  """``rows_step<S>_seed<E>_<W>w<N>s<Q>q_k<K>[_bn_<mode>]``: one evaluation file per
-  checkpoint, evaluation seed and protocol (ways, shots, queries per class, largest
-  test-time step, and the batch-norm mode when it is not meta-training's), so scoring
-  the same parameters under another protocol never overwrites a result."""
+  """``rows_step<S>_seed<E>_<W>w<N>s<Q>q_k<K>[_bn_<mode>][_rot]``: one evaluation file
+  per checkpoint, evaluation seed and protocol (ways, shots, queries per class, largest
+  test-time step, the batch-norm mode when it is not meta-training's, and whether
+  episode classes are rotated), so scoring the same parameters under another protocol
+  never overwrites a result."""
   ways, shots, queries, k = builders.eval_protocol(config)
   bn = builders.eval_bn_mode(config)
   return (f"rows_step{step}_seed{config.eval.seed}_{ways}w{shots}s{queries}q_k{k}"
-          + (f"_bn_{bn}" if bn != config.bn_mode else ""))
+          + (f"_bn_{bn}" if bn != config.bn_mode else "")
+          + ("_rot" if config.eval.rotate else ""))
 

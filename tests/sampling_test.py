@@ -158,3 +158,59 @@ def test_too_many_ways_or_shots_raise_one_line_data_error():
   with pytest.raises(errors.DataError, match="uint8"):
     sampling.sample_episode(jax.random.key(0), images.astype(jnp.float32), ways=2,
                             shots=1, queries=1)
+
+
+def _lookup_rotations(images):
+  """bytes of every quarter turn of every source image -> (class, example, turns)."""
+  table = {}
+  for c in range(images.shape[0]):
+    for e in range(images.shape[1]):
+      for q in range(4):
+        table[np.rot90(images[c, e], q).tobytes()] = (c, e, q)
+  return table
+
+
+def test_rotate_turns_each_class_as_a_whole_by_a_uniform_quarter_turn():
+  # Random 4x4 images: every quarter turn of every image is a distinct array, so each
+  # sampled image names its source and its turn (found with np.rot90, not the sampler).
+  images = np.random.default_rng(0).integers(0, 256, (NUM_CLASSES, NUM_EXAMPLES, 4, 4, 1),
+                                             dtype=np.uint8)
+  table = _lookup_rotations(images)
+  assert len(table) == images.shape[0] * images.shape[1] * 4
+  key, tasks = jax.random.key(3), 600
+  kwargs = dict(ways=WAYS, shots=SHOTS, queries=QUERIES)
+  turned = jax.device_get(sampling.sample_episodes(key, jnp.asarray(images), tasks,
+                                                   rotate=True, **kwargs))
+  plain = jax.device_get(sampling.sample_episodes(key, jnp.asarray(images), tasks,
+                                                  **kwargs))
+
+  def decode(x):
+    pixels = np.rint(np.asarray(x) * 255).astype(np.uint8)
+    return np.array([table[p.tobytes()] for p in pixels.reshape((-1,) + pixels.shape[-3:])]
+                    ).reshape(pixels.shape[:-3] + (3,))
+
+  s_turned, q_turned = decode(turned.support_x), decode(turned.query_x)
+  s_plain, q_plain = decode(plain.support_x), decode(plain.query_x)
+  # Rotation is all that changes: the same classes and examples as rotate=False.
+  np.testing.assert_array_equal(s_turned[..., :2], s_plain[..., :2])
+  np.testing.assert_array_equal(q_turned[..., :2], q_plain[..., :2])
+  assert (s_plain[..., 2] == 0).all() and (q_plain[..., 2] == 0).all()
+  np.testing.assert_array_equal(turned.support_y, plain.support_y)
+  # One turn per class of an episode, shared by its support and query images.
+  turns_s = s_turned[..., 2].reshape(tasks, WAYS, SHOTS)
+  turns_q = q_turned[..., 2].reshape(tasks, WAYS, QUERIES)
+  per_class = turns_s[:, :, 0]
+  assert (turns_s == per_class[..., None]).all() and (turns_q == per_class[..., None]).all()
+  # Uniform over the four turns (3,000 classes: each count 750 ± 24 s.d.) and drawn
+  # independently for the classes of an episode (equal turns 1/4 of the time).
+  counts = np.bincount(per_class.ravel(), minlength=4)
+  assert np.abs(counts - per_class.size / 4).max() < 5 * np.sqrt(per_class.size * 3 / 16), counts
+  same = (per_class[:, 0] == per_class[:, 1]).mean()
+  assert abs(same - 0.25) < 5 * np.sqrt(0.25 * 0.75 / tasks), same
+
+
+def test_rotate_needs_square_images():
+  images = jnp.zeros((NUM_CLASSES, NUM_EXAMPLES, 3, 4, 1), jnp.uint8)
+  with pytest.raises(errors.DataError, match="square images, got 3x4"):
+    sampling.ImageTaskFamily(ways=2, shots=1, queries=1, rotate=True).check(images)
+  sampling.ImageTaskFamily(ways=2, shots=1, queries=1).check(images)

@@ -273,10 +273,22 @@ def test_eval_bn_mode_scores_the_same_parameters_under_another_normalisation(tmp
   assert (joint_mode, override_mode, run_mode) == ("transductive_joint",) + ("transductive",) * 2
   assert override == run  # The override is exactly the other mode...
   assert override[("loss", 0)] != joint[("loss", 0)]  # ...which normalises differently.
+  c_rot = c.copy_and_resolve_references()
+  c_rot.eval.rotate = True  # The same episodes with each class turned (sampling_test).
+  rotated_rows = train.evaluate(c_rot, str(tmp_path), step=0, state=state)
+  assert all(r["eval_rotate"] for r in rotated_rows) and not any(
+      r["eval_rotate"] for r in train.evaluate(c, str(tmp_path), step=0, state=state))
+  rotated = {(r["metric"], r["k"]): r["mean"] for r in rotated_rows}
+  assert rotated[("loss", 0)] != joint[("loss", 0)]
   names = sorted(p.name for p in (tmp_path / "eval").glob("*.jsonl"))
   # Scoring under another mode adds a file: the run's own result is not overwritten.
   assert names == ["rows_step0_seed1_5w1s1q_k1.jsonl",
-                   "rows_step0_seed1_5w1s1q_k1_bn_transductive.jsonl"], names
+                   "rows_step0_seed1_5w1s1q_k1_bn_transductive.jsonl",
+                   "rows_step0_seed1_5w1s1q_k1_rot.jsonl"], names
   c.eval.bn_mode = "batch"
   with pytest.raises(ConfigError, match="config.eval.bn_mode: 'batch' not in"):
     builders.validate(c)
+  sinusoid = builders.base_config()
+  sinusoid.eval.rotate = True
+  with pytest.raises(ConfigError, match="config.eval.rotate: turns image classes"):
+    builders.validate(sinusoid)

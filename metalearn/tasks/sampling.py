@@ -16,6 +16,13 @@ episode. Support and query are class-major (labels ``0,0,..,1,1,..``).
 
 Images are gathered as uint8 and converted to float32 in ``[0, 1]`` afterwards, so
 only the episode's pixels are converted.
+
+``rotate`` turns each class of an episode by its own uniformly random multiple of 90°
+(counter-clockwise, as ``np.rot90``), all of its support and query images alike: the
+per-episode augmentation of MAML's reference code (cbfinn/maml ``data_generator.py``
+rotates the classes of meta-training and of meta-test episodes this way), as opposed
+to materialising the rotations as extra classes of a split (``omniglot.py``), where one
+episode can hold two turns of the same character.
 """
 
 import dataclasses
@@ -96,8 +103,17 @@ def _random_subset(key: jax.Array, shape: tuple[int, ...], k: int) -> jax.Array:
   return indices
 
 
+def _rotate_classes(key: jax.Array, x_NxMxHxWxCh: jax.Array) -> jax.Array:
+  """Turns each class (axis 0) by its own uniformly random number of quarter turns."""
+  ways = x_NxMxHxWxCh.shape[0]
+  turns_N = jax.random.randint(key, (ways,), 0, 4)
+  turned_4xNxMxHxWxCh = jnp.stack([jnp.rot90(x_NxMxHxWxCh, q, axes=(2, 3))
+                                   for q in range(4)])
+  return turned_4xNxMxHxWxCh[turns_N, jnp.arange(ways)]
+
+
 def _one_episode(key: jax.Array, images: jax.Array, class_ids: jax.Array | None,
-                 ways: int, shots: int, queries: int) -> Episode:
+                 ways: int, shots: int, queries: int, rotate: bool = False) -> Episode:
   num_classes, num_examples = images.shape[:2]
   image_shape = images.shape[2:]
   key_classes, key_examples = jax.random.split(key)
@@ -106,6 +122,8 @@ def _one_episode(key: jax.Array, images: jax.Array, class_ids: jax.Array | None,
   # One gather from the flattened [C*E, ...] array was 1.5x faster than 2-D indexing.
   flat_images = images.reshape((num_classes * num_examples,) + image_shape)
   x_NxMxHxWxCh = flat_images[classes_N[:, None] * num_examples + examples_NxM]
+  if rotate:  # Its own stream, so that rotate=False episodes are unchanged.
+    x_NxMxHxWxCh = _rotate_classes(jax.random.fold_in(key, 2), x_NxMxHxWxCh)
   x_NxMxHxWxCh = x_NxMxHxWxCh.astype(jnp.float32) * (1.0 / 255.0)
   labels_N = jnp.arange(ways, dtype=jnp.int32)
   ids_N = classes_N if class_ids is None else class_ids[classes_N]
@@ -117,21 +135,22 @@ def _one_episode(key: jax.Array, images: jax.Array, class_ids: jax.Array | None,
       class_ids=ids_N.astype(jnp.int32))
 
 
-@functools.partial(jax.jit, static_argnames=("num_tasks", "ways", "shots", "queries"))
-def _sample_batch(key, images, class_ids, num_tasks, ways, shots, queries):
+@functools.partial(jax.jit,
+                   static_argnames=("num_tasks", "ways", "shots", "queries", "rotate"))
+def _sample_batch(key, images, class_ids, num_tasks, ways, shots, queries, rotate):
   keys = jax.random.split(key, num_tasks)
-  return jax.vmap(_one_episode, in_axes=(0, None, None, None, None, None))(
-      keys, images, class_ids, ways, shots, queries)
+  return jax.vmap(_one_episode, in_axes=(0, None, None, None, None, None, None))(
+      keys, images, class_ids, ways, shots, queries, rotate)
 
 
-@functools.partial(jax.jit, static_argnames=("ways", "shots", "queries"))
-def _sample_one(key, images, class_ids, ways, shots, queries):
-  return _one_episode(key, images, class_ids, ways, shots, queries)
+@functools.partial(jax.jit, static_argnames=("ways", "shots", "queries", "rotate"))
+def _sample_one(key, images, class_ids, ways, shots, queries, rotate):
+  return _one_episode(key, images, class_ids, ways, shots, queries, rotate)
 
 
 def sample_episodes(key: jax.Array, images_CxExHxWxCh: jax.Array, num_tasks: int, *,
                     ways: int, shots: int, queries: int,
-                    class_ids: jax.Array | None = None) -> Episode:
+                    class_ids: jax.Array | None = None, rotate: bool = False) -> Episode:
   """A meta-batch of ``num_tasks`` independent N-way K-shot episodes.
 
   Can be called inside a jitted function (the sizes are static Python ints).
@@ -145,6 +164,7 @@ def sample_episodes(key: jax.Array, images_CxExHxWxCh: jax.Array, num_tasks: int
     queries: Q, query examples per class.
     class_ids: ``[C]`` global ids reported in ``Episode.class_ids``; None reports the
       row indices of the classes.
+    rotate: turn each class by its own random multiple of 90° (square images only).
 
   Returns:
     Episode with ``support_x [T, N*K, H, W, Ch]`` float32 in [0, 1],
@@ -155,26 +175,31 @@ def sample_episodes(key: jax.Array, images_CxExHxWxCh: jax.Array, num_tasks: int
   Raises:
     DataError: the split has fewer than N classes or fewer than K+Q examples per class.
   """
-  _check_images(images_CxExHxWxCh, ways=ways, shots=shots, queries=queries)
+  _check_images(images_CxExHxWxCh, ways=ways, shots=shots, queries=queries,
+                rotate=rotate)
   if not isinstance(num_tasks, (int, np.integer)) or num_tasks < 1:
     raise errors.ConfigError(f"num_tasks={num_tasks!r}: must be an integer >= 1")
   return _sample_batch(key, images_CxExHxWxCh, class_ids, int(num_tasks), int(ways),
-                       int(shots), int(queries))
+                       int(shots), int(queries), bool(rotate))
 
 
 def sample_episode(key: jax.Array, images_CxExHxWxCh: jax.Array, *, ways: int,
-                   shots: int, queries: int,
-                   class_ids: jax.Array | None = None) -> Episode:
+                   shots: int, queries: int, class_ids: jax.Array | None = None,
+                   rotate: bool = False) -> Episode:
   """One episode: as ``sample_episodes`` without the leading task axis."""
-  _check_images(images_CxExHxWxCh, ways=ways, shots=shots, queries=queries)
+  _check_images(images_CxExHxWxCh, ways=ways, shots=shots, queries=queries,
+                rotate=rotate)
   return _sample_one(key, images_CxExHxWxCh, class_ids, int(ways), int(shots),
-                     int(queries))
+                     int(queries), bool(rotate))
 
 
-def _check_images(images, *, ways, shots, queries):
+def _check_images(images, *, ways, shots, queries, rotate=False):
   check_episode_fits(tuple(images.shape), ways=ways, shots=shots, queries=queries)
   if images.dtype != jnp.uint8:
     raise errors.DataError(f"images must be uint8, got {images.dtype}")
+  if rotate and images.shape[2] != images.shape[3]:
+    raise errors.DataError(f"rotating classes needs square images, got "
+                           f"{images.shape[2]}x{images.shape[3]}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,11 +210,13 @@ class ImageTaskFamily:
     ways: N, classes per episode.
     shots: K, support examples per class.
     queries: Q, query examples per class.
+    rotate: turn each class of an episode by its own random multiple of 90°.
   """
 
   ways: int
   shots: int
   queries: int
+  rotate: bool = False
 
   def __post_init__(self):
     _check_sizes(ways=self.ways, shots=self.shots, queries=self.queries)
@@ -197,7 +224,8 @@ class ImageTaskFamily:
   def check(self, data: ImageData | ClassImages | jax.Array) -> None:
     """Raises DataError now if ``data`` cannot supply these episodes."""
     images, _ = _unpack(data)
-    _check_images(images, ways=self.ways, shots=self.shots, queries=self.queries)
+    _check_images(images, ways=self.ways, shots=self.shots, queries=self.queries,
+                  rotate=self.rotate)
 
   def sample(self, key: jax.Array, data: ImageData | jax.Array,
              num_tasks: int) -> Episode:
@@ -213,13 +241,14 @@ class ImageTaskFamily:
     """
     images, class_ids = _unpack(data)
     return sample_episodes(key, images, num_tasks, ways=self.ways, shots=self.shots,
-                           queries=self.queries, class_ids=class_ids)
+                           queries=self.queries, class_ids=class_ids,
+                           rotate=self.rotate)
 
   def sample_one(self, key: jax.Array, data: ImageData | jax.Array) -> Episode:
     """One episode without a task axis."""
     images, class_ids = _unpack(data)
     return sample_episode(key, images, ways=self.ways, shots=self.shots,
-                          queries=self.queries, class_ids=class_ids)
+                          queries=self.queries, class_ids=class_ids, rotate=self.rotate)
 
 
 def _unpack(data):
