@@ -9,9 +9,10 @@ Settings (comma-separated variants), with the published accuracy (95% CI, 600 ta
   smoke                seconds-long run of any of the above
 Adam β=1e-3, 60,000 meta-iterations; training queries per class = shots (as in MAML's
 code); evaluation on meta-test characters with 15 queries per class, 600 episodes.
-MAML's reference code (cbfinn/maml) tests with 1 query per class and 10 steps; score a
-checkpoint that way too with ``--mode=evaluate --config.eval.queries=1
---config.eval.steps=10`` (a file of its own in ``eval/``, listed beside the result).
+MAML's reference code (cbfinn/maml) tests with as many queries per class as shots, 10
+steps, and each test class turned by a random multiple of 90°; score a checkpoint that
+way too with ``--mode=evaluate --config.eval.queries=1 --config.eval.steps=10
+--config.eval.rotate=True`` (a file of its own in ``eval/``, listed beside the result).
 Characters: 1100 meta-train (×4 rotations as new classes), 100 meta-val, 423 meta-test.
 
   python -m launch.main --config=experiments/omniglot.py:5way1shot \
