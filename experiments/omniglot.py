@@ -6,6 +6,8 @@ Settings (comma-separated variants), with the published accuracy (95% CI, 600 ta
   20way1shot           train K=5, α=0.1, meta-batch 16, test K=5   95.8 ± 0.3
   20way5shot           train K=5, α=0.1, meta-batch 16, test K=5   98.9 ± 0.2
   fomaml               first-order MAML (5-way 1-shot: 98.3 ± 0.5)
+  reference            with any of the above: MAML's reference code where it differs
+                       from the defaults (below)
   smoke                seconds-long run of any of the above
 Adam β=1e-3, 60,000 meta-iterations; training queries per class = shots (as in MAML's
 code); evaluation on meta-test characters with 15 queries per class, 600 episodes.
@@ -14,6 +16,15 @@ steps, and each test class turned by a random multiple of 90°; score a checkpoi
 way too with ``--mode=evaluate --config.eval.queries=1 --config.eval.steps=10
 --config.eval.rotate=True`` (a file of its own in ``eval/``, listed beside the result).
 Characters: 1100 meta-train (×4 rotations as new classes), 100 meta-val, 423 meta-test.
+
+``reference`` follows cbfinn/maml (``maml.py``, ``utils.py``, ``data_generator.py``) in
+the five places where it differs from the defaults: the head reads the spatial mean of
+the last block (64 features, not the flattened 256) with N(0, 1) initial weights; batch
+norm has no scale (``tf.contrib.layers.batch_norm``'s default); the inner loop leaves
+the batch-norm offsets alone (it adapts only the ``weights`` dict); and rotations are
+drawn per episode, each class of a training or test episode turned by its own random
+quarter turn, instead of being extra classes (an episode then never holds two turns of
+one character).
 
   python -m launch.main --config=experiments/omniglot.py:5way1shot \
       --config.data.path=../shared/data/omniglot --workdir=/tmp/omniglot_5w1s
@@ -46,6 +57,14 @@ def get_config(arg: str = ""):
   c.eval.steps = 5 if twenty else 3
   c.eval.eval_steps = ()
   c.eval.batch = 50
+  if "reference" in args:
+    c.model.head = "mean"
+    c.model.head_init = "normal"
+    c.model.bn_scale = False
+    c.inner.frozen = "BatchStatNorm"
+    c.data.rotations = False
+    c.rotate = True
+    c.eval.rotate = True
   if "smoke" in args:
     common.shrink_for_smoke(c)
   return c

@@ -36,18 +36,22 @@ def base_config() -> ml_collections.ConfigDict:
   c.sinusoid_pool = 0  # > 0: meta-train on a fixed pool of this many sinusoid tasks.
   c.data = datasets.default_data_config()
   c.model = ml_collections.ConfigDict(dict(
-      name="mlp", hidden=(40, 40), conv_impl="auto", filters=0))  # 0: the paper's.
+      name="mlp", hidden=(40, 40), conv_impl="auto", filters=0,  # 0: the paper's.
+      # conv4 head input, head weight init, batch-norm scale (conv4.py).
+      head="flatten", head_init="lecun_normal", bn_scale=True))
   c.bn_mode = "transductive"
   # Meta-training episodes.
   c.ways = 5
   c.shots = 10
   c.queries = 10
+  c.rotate = False  # Turn each class of an episode by a random quarter turn (sampling.py).
   c.algorithm = "maml"
   c.inner = ml_collections.ConfigDict(dict(
       steps=1, lr=0.01, optimizer="sgd", first_order=False, remat=False,
       adam_b1=0.0, adam_b2=0.999,
       batch_size=0,  # Support examples per training inner step (reptile); 0: all.
-      carry_state=False))  # Carry the inner Adam state across tasks (reptile).
+      carry_state=False,  # Carry the inner Adam state across tasks (reptile).
+      frozen=""))  # Comma-separated modules the inner loop leaves alone (inner.py).
   c.outer = ml_collections.ConfigDict(dict(
       optimizer="adam", lr=1e-3, schedule="constant", b1=0.9, b2=0.999))
   c.meta_batch = 25
@@ -77,6 +81,13 @@ def validate(c: ml_collections.ConfigDict) -> None:
   """Raises ConfigError, naming the key, for values no run can use."""
   _check(c.task in TASKS, "task", f"{c.task!r} is not one of {TASKS}")
   _check(c.model.name in MODELS, "model.name", f"{c.model.name!r} not in {MODELS}")
+  _check(c.model.head in conv4.HEADS, "model.head", f"{c.model.head!r} not in {conv4.HEADS}")
+  modules = ("Dense",) if c.model.name == "mlp" else ("Conv", "BatchStatNorm", "Dense")
+  frozen = [n.strip() for n in c.inner.frozen.split(",") if n.strip()]
+  _check(set(frozen) <= set(modules), "inner.frozen",
+         f"{c.inner.frozen!r}: {c.model.name} has modules {', '.join(modules)}")
+  _check(c.model.head_init in conv4.HEAD_INITS, "model.head_init",
+         f"{c.model.head_init!r} not in {conv4.HEAD_INITS}")
   _check(c.algorithm in ALGORITHMS, "algorithm", f"{c.algorithm!r} not in {ALGORITHMS}")
   _check(c.bn_mode in BN_MODES, "bn_mode", f"{c.bn_mode!r} not in {BN_MODES}")
   _check(c.eval.bn_mode in ("",) + BN_MODES, "eval.bn_mode",
@@ -101,8 +112,9 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(c.outer.schedule in ("constant", "linear"), "outer.schedule",
          f"{c.outer.schedule!r} not in ('constant', 'linear')")
   _check(c.eval.episodes >= 1, "eval.episodes", "must be >= 1")
-  _check(not c.eval.rotate or c.task != "sinusoid", "eval.rotate",
-         "turns image classes; the sinusoid task has none")
+  for key, value in (("rotate", c.rotate), ("eval.rotate", c.eval.rotate)):
+    _check(not value or c.task != "sinusoid", key,
+           "turns image classes; the sinusoid task has none")
   _check(c.task_map in ("auto", "vmap", "map"), "task_map",
          f"{c.task_map!r} not in ('auto', 'vmap', 'map')")
   _check(isinstance(c.fast_compile, bool), "fast_compile",
@@ -146,7 +158,9 @@ def build_learner(c: ml_collections.ConfigDict, bn_mode: Optional[str] = None) -
   make = (conv4.omniglot_conv4 if c.model.name == "conv4_omniglot"
           else conv4.miniimagenet_conv4)
   kw = {"filters": c.model.filters} if c.model.filters else {}
-  return Learner(make(c.ways, conv_impl=c.model.conv_impl, **kw), "xent", bn_mode)
+  return Learner(make(c.ways, conv_impl=c.model.conv_impl, head=c.model.head,
+                      head_init=c.model.head_init, bn_scale=c.model.bn_scale, **kw),
+                 "xent", bn_mode)
 
 
 def build_inner(c: ml_collections.ConfigDict, *, steps: Optional[int] = None,
@@ -159,7 +173,8 @@ def build_inner(c: ml_collections.ConfigDict, *, steps: Optional[int] = None,
       first_order=c.inner.first_order or c.algorithm == "fomaml",
       remat=c.inner.remat, adam_b1=c.inner.adam_b1, adam_b2=c.inner.adam_b2,
       batch_size=0 if evaluation else c.inner.batch_size,
-      carry_state=c.inner.carry_state)
+      carry_state=c.inner.carry_state,
+      frozen=tuple(n.strip() for n in c.inner.frozen.split(",") if n.strip()))
 
 
 def build_outer_optimizer(c: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -173,7 +188,7 @@ def build_outer_optimizer(c: ml_collections.ConfigDict) -> optax.GradientTransfo
 
 
 def build_task_family(c: ml_collections.ConfigDict, *, ways=0, shots=0, queries=0,
-                      pool=None, rotate=False):
+                      pool=None, rotate=None):
   """The task family for training (defaults) or evaluation (overrides if non-zero).
 
   Evaluation always draws fresh sinusoid tasks (``pool=0``), never the training pool.
@@ -182,6 +197,7 @@ def build_task_family(c: ml_collections.ConfigDict, *, ways=0, shots=0, queries=
   ways, shots, queries = ways or c.ways, shots or c.shots, queries or c.queries
   if c.task == "sinusoid":
     return SinusoidTasks(shots=shots, queries=queries, pool_size=pool)
+  rotate = c.rotate if rotate is None else rotate
   return sampling.ImageTaskFamily(ways=ways, shots=shots, queries=queries,
                                   rotate=bool(rotate))
 

@@ -8,6 +8,7 @@ optimiser state) and recomputes each step's activations in the backward pass.
 """
 
 import dataclasses
+import functools
 from typing import Any, Callable, Sequence
 
 import jax
@@ -43,6 +44,10 @@ class InnerConfig:
       test episode starts from it. This is what the Reptile authors' code does with
       its inner Adam (its second-moment estimate is part of what is meta-learned);
       the state lives in ``outer.MetaState.inner_state``.
+    frozen: module-name prefixes (e.g. ``"BatchStatNorm"``) whose parameters the inner
+      loop leaves as they are: they are still used, and still meta-learned by the
+      outer loop through the adapted loss. MAML's reference code adapts only its
+      ``weights`` dict, so its batch-norm offsets never move in the inner loop.
   """
 
   steps: int = 1
@@ -55,6 +60,7 @@ class InnerConfig:
   unroll: bool = False
   batch_size: int = 0
   carry_state: bool = False
+  frozen: tuple[str, ...] = ()
 
   def __post_init__(self):
     if self.optimizer not in INNER_OPTIMIZERS:
@@ -67,8 +73,37 @@ class InnerConfig:
 
   def make_optimizer(self) -> optax.GradientTransformation:
     if self.optimizer == "sgd":
-      return optax.sgd(self.lr)
-    return optax.adam(self.lr, b1=self.adam_b1, b2=self.adam_b2)
+      opt = optax.sgd(self.lr)
+    else:
+      opt = optax.adam(self.lr, b1=self.adam_b1, b2=self.adam_b2)
+    if not self.frozen:
+      return opt
+    return optax.multi_transform({"adapt": opt, "frozen": optax.set_to_zero()},
+                                 functools.partial(frozen_labels, prefixes=self.frozen))
+
+
+def frozen_labels(params: Params, prefixes: Sequence[str]) -> Params:
+  """``"frozen"`` for each leaf under a module whose name starts with one of
+  ``prefixes`` (flax names modules ``<Class>_<i>``), ``"adapt"`` for the others.
+
+  Raises:
+    ValueError: no parameter matches some prefix (a misspelt module name would
+      otherwise silently adapt everything).
+  """
+  used = set()
+
+  def label(path, _):
+    names = [getattr(k, "key", getattr(k, "name", "")) for k in path]
+    hits = {p for p in prefixes for n in names if isinstance(n, str) and n.startswith(p)}
+    used.update(hits)
+    return "frozen" if hits else "adapt"
+
+  labels = jax.tree_util.tree_map_with_path(label, params)
+  missing = sorted(set(prefixes) - used)
+  if missing:
+    raise ValueError(f"inner frozen={tuple(prefixes)}: no parameter under a module "
+                     f"named {', '.join(repr(m) for m in missing)}")
+  return labels
 
 
 def _make_step(loss_fn: LossFn, cfg: InnerConfig, opt: optax.GradientTransformation):

@@ -2,6 +2,7 @@
 
 import jax
 import numpy as np
+import pytest
 
 from metalearn import inner as inner_lib
 from metalearn import learner as learner_lib
@@ -75,3 +76,46 @@ def test_adapt_curve_and_adapt_from_start_from_a_given_optimiser_state():
   fresh, _ = inner_lib.adapt(THETA, SUPPORT, cfg=cfg)
   np.testing.assert_allclose(curve["loss"][1], eval_fn(from_state)["loss"], rtol=1e-5)
   assert abs(float(eval_fn(fresh)["loss"]) - float(curve["loss"][1])) > 1e-4
+
+
+def test_frozen_modules_keep_their_values_and_get_the_unrolled_meta_gradient():
+  # A conv net with batch norm: freezing its offsets and scales in the inner loop must
+  # give exactly the hand-written update theta' = theta - lr * mask * grad, and the
+  # meta-gradient of the query loss through it (no optax in the reference).
+  from metalearn.models import conv4  # pylint: disable=g-import-not-at-top
+  net = learner_lib.Learner(conv4.Conv4(3, filters=4, depth=2), "xent")
+  key_x, key_q = jax.random.split(jax.random.key(2))
+  x = jax.random.normal(key_x, (6, 8, 8, 1))
+  xq = jax.random.normal(key_q, (6, 8, 8, 1))
+  y = np.array([0, 1, 2, 0, 1, 2], np.int32)
+  theta = net.init(jax.random.key(3), x)
+  support = lambda p: net.score(net.apply(p, x), y)
+  query = lambda p: net.score(net.apply(p, xq), y)[0]
+  cfg = inner_lib.InnerConfig(steps=2, lr=0.3, frozen=("BatchStatNorm",))
+
+  def by_hand(t):
+    p = t
+    for _ in range(2):
+      g = jax.grad(lambda q: support(q)[0])(p)
+      p = jax.tree_util.tree_map_with_path(
+          lambda path, a, b: a if "BatchStatNorm" in jax.tree_util.keystr(path)
+          else a - 0.3 * b, p, g)
+    return p
+
+  adapted, _ = inner_lib.adapt(theta, support, cfg=cfg)
+  expected = by_hand(theta)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               adapted, expected)
+  bn = [k for k in adapted if k.startswith("BatchStatNorm")]
+  assert len(bn) == 2
+  for k in bn:  # Untouched by the inner loop...
+    jax.tree.map(np.testing.assert_array_equal, adapted[k], theta[k])
+  assert not np.allclose(adapted["Conv_0"]["kernel"],
+                         theta["Conv_0"]["kernel"])
+  # ...but meta-learned: the second-order meta-gradient reaches them.
+  meta = jax.grad(lambda t: query(inner_lib.adapt(t, support, cfg=cfg)[0]))(theta)
+  ref = jax.grad(lambda t: query(by_hand(t)))(theta)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), meta, ref)
+  assert np.abs(meta["BatchStatNorm_1"]["bias"]).max() > 0
+  with pytest.raises(ValueError, match="no parameter under a module named 'BatchNorm'"):
+    inner_lib.adapt(theta, support, cfg=inner_lib.InnerConfig(frozen=("BatchNorm",)))

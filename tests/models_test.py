@@ -106,3 +106,38 @@ def test_each_batch_norm_mode_normalises_queries_with_its_own_set():
   np.testing.assert_allclose(list(twin_losses.values()), twin_losses["transductive"],
                              rtol=1e-4)
   assert len({round(v, 4) for v in losses.values()}) == 3, losses
+
+
+def test_reference_head_and_batch_norm_match_a_forward_pass_by_hand():
+  # MAML's reference network: spatial mean into the head, no batch-norm scale.
+  net = conv4.Conv4(5, filters=8, depth=2, head="mean", head_init="normal", bn_scale=False)
+  x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
+  params = net.init(jax.random.key(1), x)["params"]
+  assert all("scale" not in params[f"BatchStatNorm_{i}"] for i in range(2))
+  assert params["Dense_0"]["kernel"].shape == (8, 5)
+  # Give the offsets and biases values, so that each term of the forward pass shows.
+  params = jax.tree.map(
+      lambda p: p + 0.1 * jax.random.normal(jax.random.key(p.size), p.shape), params)
+  h = np.asarray(x, np.float64)
+  for i in range(2):
+    conv = params[f"Conv_{i}"]
+    h = np.asarray(jax.lax.conv_general_dilated(
+        h, np.asarray(conv["kernel"], np.float64), (2, 2), "SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        precision=jax.lax.Precision.HIGHEST)) + np.asarray(conv["bias"])
+    mean, var = h.mean((0, 1, 2)), h.var((0, 1, 2))
+    h = np.maximum((h - mean) / np.sqrt(var + 1e-3)
+                   + np.asarray(params[f"BatchStatNorm_{i}"]["bias"]), 0)
+  logits = h.mean((1, 2)) @ np.asarray(params["Dense_0"]["kernel"]) + np.asarray(
+      params["Dense_0"]["bias"])
+  np.testing.assert_allclose(net.apply({"params": params}, x), logits, rtol=1e-4, atol=1e-5)
+
+
+def test_head_init_normal_has_unit_scale_and_the_default_is_lecun():
+  x = jnp.zeros((2, 4, 4, 1))
+  kernels = {init: conv4.Conv4(20, filters=64, depth=1, head="mean", head_init=init).init(
+      jax.random.key(0), x)["params"]["Dense_0"]["kernel"] for init in conv4.HEAD_INITS}
+  assert 0.93 < float(kernels["normal"].std()) < 1.07  # 1,280 draws of N(0, 1).
+  assert 0.10 < float(kernels["lecun_normal"].std()) < 0.15  # 1/sqrt(64) = 0.125.
+  with pytest.raises(ValueError, match="head='pool'"):
+    conv4.Conv4(5, head="pool")

@@ -122,18 +122,21 @@ class BatchStatNorm(nn.Module):
   """
 
   epsilon: float = 1e-3  # tf.contrib.layers.batch_norm's default, used by MAML.
+  use_scale: bool = True  # False: no learned scale (tf.contrib's default, scale=False).
   param_dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, num_stats: Optional[int] = None) -> jax.Array:
     features = x.shape[-1]
-    scale = self.param("scale", nn.initializers.ones, (features,), self.param_dtype)
+    scale = (self.param("scale", nn.initializers.ones, (features,), self.param_dtype)
+             if self.use_scale else None)
     bias = self.param("bias", nn.initializers.zeros, (features,), self.param_dtype)
     ref = x if num_stats is None else x[:num_stats]
     axes = tuple(range(x.ndim - 1))
     mean = ref.mean(axes)
     var = jnp.square(ref - mean).mean(axes)
-    return (x - mean) * lax.rsqrt(var + self.epsilon) * scale + bias
+    y = (x - mean) * lax.rsqrt(var + self.epsilon)
+    return (y if scale is None else y * scale) + bias
 
 
 def max_pool_2x2(x_BxHxWxC: jax.Array) -> jax.Array:
