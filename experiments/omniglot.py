@@ -18,7 +18,12 @@ way too with ``--mode=evaluate --config.eval.queries=1 --config.eval.steps=10
 Characters: 1100 meta-train (×4 rotations as new classes), 100 meta-val, 423 meta-test.
 
 ``reference`` follows cbfinn/maml (``maml.py``, ``utils.py``, ``data_generator.py``) in
-the five places where it differs from the defaults: the head reads the spatial mean of
+the six places where it differs from the defaults. Its inner step is α times the
+gradient of the *summed* support loss divided by K (``xent`` divides each example's
+cross-entropy by ``update_batch_size`` and ``tf.gradients`` sums over the N·K
+examples), which is N·α times the gradient of our mean loss: the inner step size
+becomes N·α (2.0 for 5-way α = 0.4 and for 20-way α = 0.1), where the defaults take
+the paper's α on the mean loss, an N times smaller step. The head reads the spatial mean of
 the last block (64 features, not the flattened 256) with N(0, 1) initial weights; batch
 norm has no scale (``tf.contrib.layers.batch_norm``'s default); the inner loop leaves
 the batch-norm offsets alone (it adapts only the ``weights`` dict); and rotations are
@@ -58,6 +63,7 @@ def get_config(arg: str = ""):
   c.eval.eval_steps = ()
   c.eval.batch = 50
   if "reference" in args:
+    c.inner.lr *= c.ways  # α on sum(loss) / K  ==  N·α on mean(loss).
     c.model.head = "mean"
     c.model.head_init = "normal"
     c.model.bn_scale = False
