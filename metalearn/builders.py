@@ -83,8 +83,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(c.model.name in MODELS, "model.name", f"{c.model.name!r} not in {MODELS}")
   _check(c.model.head in conv4.HEADS, "model.head", f"{c.model.head!r} not in {conv4.HEADS}")
   modules = ("Dense",) if c.model.name == "mlp" else ("Conv", "BatchStatNorm", "Dense")
-  frozen = [n.strip() for n in c.inner.frozen.split(",") if n.strip()]
-  _check(set(frozen) <= set(modules), "inner.frozen",
+  _check(set(_frozen_modules(c)) <= set(modules), "inner.frozen",
          f"{c.inner.frozen!r}: {c.model.name} has modules {', '.join(modules)}")
   _check(c.model.head_init in conv4.HEAD_INITS, "model.head_init",
          f"{c.model.head_init!r} not in {conv4.HEAD_INITS}")
@@ -174,7 +173,12 @@ def build_inner(c: ml_collections.ConfigDict, *, steps: Optional[int] = None,
       remat=c.inner.remat, adam_b1=c.inner.adam_b1, adam_b2=c.inner.adam_b2,
       batch_size=0 if evaluation else c.inner.batch_size,
       carry_state=c.inner.carry_state,
-      frozen=tuple(n.strip() for n in c.inner.frozen.split(",") if n.strip()))
+      frozen=_frozen_modules(c))
+
+
+def _frozen_modules(c: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """``config.inner.frozen`` ('BatchStatNorm, Dense') as a tuple of module names."""
+  return tuple(n.strip() for n in c.inner.frozen.split(",") if n.strip())
 
 
 def build_outer_optimizer(c: ml_collections.ConfigDict) -> optax.GradientTransformation:
