@@ -1,10 +1,12 @@
-r"""How much one test-protocol change moves a score, measured on the same episodes.
+r"""How much one change moves a score, measured on the same episodes.
 
-Two evaluation files of one checkpoint on one evaluation seed (``train.eval_file_stem``)
-draw the same classes and examples when they share ways, shots and queries per class:
-the episode keys depend only on the seed and the batch. Switching the batch-norm mode,
-the number of test-time steps or ``eval.rotate`` (which turns the drawn classes on a
-stream of its own) leaves the draws alone, so the per-episode accuracies pair up and
+The evaluation episodes depend only on the data, the split, the evaluation seed, the
+batch the episodes are drawn in, and the episode shape (ways, shots, queries per class):
+``evaluation.evaluate`` draws batch ``i`` from ``fold_in(key(eval.seed), i)``. So two
+evaluation files (``train.evaluate``) that agree on those saw the same classes and
+examples, whatever else differs: the checkpoint (two steps of one run, or two runs),
+the batch-norm mode, the number of test-time steps, or ``eval.rotate`` (which turns the
+drawn classes on a PRNG stream of its own). Their per-episode accuracies pair up, and
 the difference has a much tighter interval than the two scores' own CIs suggest.
 
   python -m experiments.paired_eval \
@@ -12,16 +14,39 @@ the difference has a much tighter interval than the two scores' own CIs suggest.
       results/omniglot_maml_5w1s/eval/rows_step60000_seed1_5w1s1q_k10_rot.npz
 
 prints, for the largest test-time step of both, each mean and the paired difference
-(second minus first) with its 95% interval 1.96·sd(diff)/√n.
+(second minus first) with its 95% interval 1.96·sd(diff)/√n. The settings are read
+from the rows beside each ``.npz`` (the ``.jsonl`` of the same name).
 """
 
+import json
 import math
-import re
+import os
+import sys
 
 from absl import app
 import numpy as np
 
-_STEM = re.compile(r"rows_step(\d+)_seed(\d+)_(\d+)w(\d+)s(\d+)q_k\d+")
+# Row settings that fix which episodes an evaluation drew.
+EPISODE_KEYS = ("data", "eval_split", "eval_seed", "eval_batch", "eval_ways",
+                "eval_shots", "eval_queries")
+
+
+def episode_settings(npz_path: str) -> dict:
+  """The settings in ``EPISODE_KEYS`` of the evaluation file ``npz_path``, from the
+  rows written beside it. Files written before ``eval_batch`` was recorded (2026-11-28)
+  were all drawn in batches of 50 (every Omniglot config's ``eval.batch``).
+
+  Raises:
+    ValueError: no rows file beside ``npz_path``.
+  """
+  rows_path = os.path.splitext(npz_path)[0] + ".jsonl"
+  if not os.path.exists(rows_path):
+    raise ValueError(f"{npz_path}: no rows file {rows_path} beside it (train.evaluate "
+                     "writes both)")
+  with open(rows_path) as f:
+    row = json.loads(f.readline())
+  row.setdefault("eval_batch", 50)
+  return {k: row.get(k) for k in EPISODE_KEYS}
 
 
 def paired_difference(first: str, second: str, metric: str = "accuracy"
@@ -29,18 +54,14 @@ def paired_difference(first: str, second: str, metric: str = "accuracy"
   """(mean of first, mean of second, mean difference, its 95% half-width, episodes).
 
   Raises:
-    ValueError: the files name different checkpoints, seeds, ways, shots or queries
-      (their episodes are not the same), or hold different numbers of episodes.
+    ValueError: the files' episodes differ (another data set, split, seed, batch,
+      ways, shots or queries per class), or they hold different numbers of episodes.
   """
-  keys = []
-  for path in (first, second):
-    match = _STEM.search(path)
-    if not match:
-      raise ValueError(f"{path}: not an evaluation file name (train.eval_file_stem)")
-    keys.append(match.groups())
-  if keys[0] != keys[1]:
-    raise ValueError(f"{first} and {second} do not share checkpoint, seed, ways, shots and "
-                     "queries, so their episodes differ; nothing to pair")
+  a_set, b_set = episode_settings(first), episode_settings(second)
+  differ = {k: (a_set[k], b_set[k]) for k in EPISODE_KEYS if a_set[k] != b_set[k]}
+  if differ:
+    raise ValueError(f"{first} and {second} drew different episodes ({differ}); "
+                     "nothing to pair")
   a, b = (np.load(p)[metric][:, -1].astype(np.float64) for p in (first, second))
   if a.shape != b.shape:
     raise ValueError(f"{first} has {a.shape[0]} episodes, {second} has {b.shape[0]}")
@@ -51,8 +72,12 @@ def paired_difference(first: str, second: str, metric: str = "accuracy"
 
 def main(argv):
   if len(argv) != 3:
-    raise app.UsageError("give two .npz evaluation files of one checkpoint and seed")
-  a, b, d, half, n = paired_difference(argv[1], argv[2])
+    raise app.UsageError("give two .npz evaluation files of the same episodes")
+  try:
+    a, b, d, half, n = paired_difference(argv[1], argv[2])
+  except (ValueError, OSError) as e:
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.exit(2)
   print(f"{100 * a:.2f} -> {100 * b:.2f}: {100 * d:+.2f} ± {100 * half:.2f} points "
         f"(paired over the same {n:,} episodes, 95% CI)")
 

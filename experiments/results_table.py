@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shlex
+import sys
 import textwrap
 
 from absl import app
@@ -300,9 +301,13 @@ def main(argv):
   result_dirs = argv[1:]
   if not result_dirs:
     raise app.UsageError("give one or more result dirs")
-  print(table(result_dirs))
-  if _PLOT.value:
-    plot_learning_curves(result_dirs, _PLOT.value)
+  try:
+    print(table(result_dirs))
+    if _PLOT.value:
+      plot_learning_curves(result_dirs, _PLOT.value)
+  except (ValueError, OSError) as e:
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -344,13 +344,12 @@ def _limits(fits: dict, context: dict) -> list[str]:
 
 def _csv(path: str, rows: Sequence[dict]) -> None:
   keys = sorted({k for r in rows for k in r})
-  with open(path + ".tmp", "w", newline="") as f:
+  with atomic.open_for_write(path, newline="") as f:
     w = csv.DictWriter(f, fieldnames=keys)
     w.writeheader()
     for r in rows:
       w.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v
                   for k, v in r.items()})
-  os.replace(path + ".tmp", path)
 
 
 def _json(path: str, obj: Any) -> None:

@@ -293,7 +293,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   settings.update(
       eval_split=config.eval.split, eval_ways=ways, eval_shots=shots, eval_queries=queries,
       eval_inner_lr=inner.lr, eval_bn_mode=learner.bn_mode, eval_seed=config.eval.seed,
-      eval_rotate=bool(config.eval.rotate),
+      eval_batch=config.eval.batch, eval_rotate=bool(config.eval.rotate),
       checkpoint_step=None if step is None else int(step),
       eval_seconds=round(time.time() - t0, 2))
   rows = evaluation.rows(result, settings=settings, flops=adapt_flops)
@@ -301,9 +301,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   os.makedirs(out, exist_ok=True)
   stem = os.path.join(out, eval_file_stem(config, step))
   atomic.write_text(stem + ".jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-  np.savez(stem + ".tmp.npz", eval_steps=np.asarray(result.eval_steps),
-           **{k: v for k, v in result.values.items()})
-  os.replace(stem + ".tmp.npz", stem + ".npz")
+  atomic.write_npz(stem + ".npz", eval_steps=np.asarray(result.eval_steps),
+                   **{k: v for k, v in result.values.items()})
   for r in rows:
     if r["k"] in (0, result.eval_steps[-1]):
       logging.info("%s k=%d: %.4f ± %.4f (%d episodes)", r["metric"], r["k"], r["mean"],

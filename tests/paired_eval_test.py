@@ -1,22 +1,33 @@
 """paired_eval: the paired difference of two evaluations of the same episodes."""
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from experiments import paired_eval
 
+_SETTINGS = dict(data="omniglot", eval_split="test", eval_seed=1, eval_batch=50,
+                 eval_ways=5, eval_shots=1, eval_queries=1, checkpoint_step=5,
+                 eval_rotate=False)
 
-def _write(path, accuracy_at_last_k):
+
+def _write(path, accuracy_at_last_k, **settings):
+  """An evaluation file pair as ``train.evaluate`` writes it: ``.npz`` and rows."""
   acc = np.stack([np.zeros_like(accuracy_at_last_k), accuracy_at_last_k], axis=1)
   np.savez(path, eval_steps=np.array([0, 10]), accuracy=acc)
+  row = dict(_SETTINGS, **settings, metric="accuracy", k=10)
+  path.with_suffix(".jsonl").write_text(json.dumps(row) + "\n")
   return str(path)
 
 
 def test_difference_and_interval_match_a_hand_computation(tmp_path):
   a = np.array([1.0, 0.8, 1.0, 0.6, 1.0, 0.8])
   b = np.array([1.0, 1.0, 1.0, 0.8, 0.8, 1.0])
-  first = _write(tmp_path / "rows_step5_seed1_5w1s1q_k10.npz", a)
-  second = _write(tmp_path / "rows_step5_seed1_5w1s1q_k10_rot.npz", b)
+  first = _write(tmp_path / "a.npz", a)
+  second = _write(tmp_path / "b.npz", b, eval_rotate=True)
   mean_a, mean_b, diff, half, n = paired_eval.paired_difference(first, second)
   # Differences 0, .2, 0, .2, -.2, .2: mean 1/15, sample variance 0.0427 (by hand).
   assert (n, mean_a, mean_b) == (6, pytest.approx(5.2 / 6), pytest.approx(5.6 / 6))
@@ -26,13 +37,36 @@ def test_difference_and_interval_match_a_hand_computation(tmp_path):
   assert half == pytest.approx(1.96 * (var / 6) ** 0.5)
 
 
-def test_files_of_different_episodes_are_refused(tmp_path):
+def test_other_checkpoints_pair_but_other_episodes_are_refused(tmp_path):
   x = np.ones(4)
-  first = _write(tmp_path / "rows_step5_seed1_5w1s1q_k10.npz", x)
-  for other in ("rows_step5_seed2_5w1s1q_k10.npz", "rows_step6_seed1_5w1s1q_k10.npz",
-                "rows_step5_seed1_5w1s15q_k10.npz"):
+  first = _write(tmp_path / "a.npz", x)
+  # Another checkpoint (or run) scored on the same episodes pairs up.
+  assert paired_eval.paired_difference(first, _write(
+      tmp_path / "later.npz", x, checkpoint_step=9))[-1] == 4
+  for i, other in enumerate([dict(eval_seed=2), dict(eval_batch=25), dict(eval_ways=20),
+                             dict(eval_shots=5), dict(eval_queries=15),
+                             dict(eval_split="val"), dict(data="miniimagenet")]):
     with pytest.raises(ValueError, match="nothing to pair"):
-      paired_eval.paired_difference(first, _write(tmp_path / other, x))
-  shorter = _write(tmp_path / "rows_step5_seed1_5w1s1q_k3.npz", np.ones(3))
+      paired_eval.paired_difference(first, _write(tmp_path / f"o{i}.npz", x, **other))
+  shorter = _write(tmp_path / "short.npz", np.ones(3))
   with pytest.raises(ValueError, match="has 4 episodes"):
     paired_eval.paired_difference(first, shorter)
+
+
+def test_files_without_eval_batch_count_as_batches_of_50(tmp_path):
+  first = _write(tmp_path / "a.npz", np.ones(4))
+  old = _write(tmp_path / "old.npz", np.ones(4))
+  row = json.loads((tmp_path / "old.jsonl").read_text())
+  del row["eval_batch"]
+  (tmp_path / "old.jsonl").write_text(json.dumps(row) + "\n")
+  assert paired_eval.paired_difference(first, old)[-1] == 4
+
+
+def test_command_line_errors_are_one_line(tmp_path):
+  first = _write(tmp_path / "a.npz", np.ones(4))
+  (tmp_path / "lonely.npz").write_bytes((tmp_path / "a.npz").read_bytes())
+  out = subprocess.run([sys.executable, "-m", "experiments.paired_eval", first,
+                        str(tmp_path / "lonely.npz")], capture_output=True, text=True)
+  assert out.returncode == 2
+  assert out.stderr.strip().startswith("error: ") and "no rows file" in out.stderr
+  assert len(out.stderr.strip().splitlines()) == 1

@@ -16,7 +16,6 @@ import hashlib
 import logging
 import multiprocessing
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -184,24 +183,6 @@ def sha256_file(path: str) -> str:
     for block in iter(lambda: f.read(1 << 22), b""):
       digest.update(block)
   return digest.hexdigest()
-
-
-def save_npz_atomic(path: str, **arrays: np.ndarray) -> None:
-  """Writes an uncompressed ``.npz`` via a temporary file and ``os.replace``.
-
-  Readers therefore see either no file or a complete one, even if the writer dies.
-  """
-  directory = os.path.dirname(path) or "."
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, **arrays)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
 
 
 def load_npz(path: str, fingerprint: str) -> dict[str, np.ndarray] | None:

@@ -24,6 +24,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from metalearn import atomic
 from metalearn import errors
 from metalearn.tasks import class_images
 from metalearn.tasks.class_images import ClassImages
@@ -140,8 +141,7 @@ def load_split(data_dir: str, split: str, *, image_size: int = 84, cache_dir: st
     images = class_images.group_by_label(
         decoded, labels_N, range(len(wnids[split])), source=f"{where}: {split}.csv")
     try:
-      class_images.save_npz_atomic(cache_path, images=images,
-                                   fingerprint=np.asarray(fingerprint))
+      atomic.write_npz(cache_path, images=images, fingerprint=np.asarray(fingerprint))
     except OSError as e:  # A missing cache only costs a decode next time.
       _log.warning("cannot write the miniImageNet cache %s (%s)", cache_path, e)
   result = ClassImages(

@@ -53,6 +53,7 @@ import zipfile
 import numpy as np
 from PIL import Image
 
+from metalearn import atomic
 from metalearn import errors
 from metalearn.tasks import class_images
 from metalearn.tasks.class_images import ClassImages
@@ -118,10 +119,8 @@ def _download(data_dir: str, set_name: str) -> str:
         f"{SHA256[set_name]}")
   try:
     os.makedirs(data_dir, exist_ok=True)
-    tmp = dest + ".part"
-    with open(tmp, "wb") as f:
+    with atomic.open_for_write(dest, "wb") as f:
       f.write(data)
-    os.replace(tmp, dest)
   except OSError as e:
     raise errors.DataError(
         f"{_FLAG}={data_dir}: cannot write the downloaded {set_name}.zip ({e.strerror})"
@@ -306,7 +305,7 @@ def load_characters(data_dir: str, *, image_size: int = 28, cache_dir: str = "",
   _log.info("decoded %d Omniglot characters in %.1f s", len(chars.alphabets),
                time.perf_counter() - start)
   try:
-    class_images.save_npz_atomic(
+    atomic.write_npz(
         cache_path, images=chars.images, alphabets=np.asarray(chars.alphabets),
         characters=np.asarray(chars.characters), background=chars.background,
         fingerprint=np.asarray(fingerprint))
