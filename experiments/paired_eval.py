@@ -34,10 +34,12 @@ EPISODE_KEYS = ("data", "eval_split", "eval_seed", "eval_batch", "eval_ways",
 def episode_settings(npz_path: str) -> dict:
   """The settings in ``EPISODE_KEYS`` of the evaluation file ``npz_path``, from the
   rows written beside it. Files written before ``eval_batch`` was recorded (2026-11-28)
-  were all drawn in batches of 50 (every Omniglot config's ``eval.batch``).
+  take it from the run's ``config.json`` (``<run>/eval/<file>`` → ``<run>/config.json``):
+  they were scored with the run's own ``eval.batch``.
 
   Raises:
-    ValueError: no rows file beside ``npz_path``.
+    ValueError: no rows file beside ``npz_path``, or an old rows file and no
+      ``config.json`` to read its batch from.
   """
   rows_path = os.path.splitext(npz_path)[0] + ".jsonl"
   if not os.path.exists(rows_path):
@@ -45,7 +47,13 @@ def episode_settings(npz_path: str) -> dict:
                      "writes both)")
   with open(rows_path) as f:
     row = json.loads(f.readline())
-  row.setdefault("eval_batch", 50)
+  if "eval_batch" not in row:
+    config_path = os.path.join(os.path.dirname(os.path.dirname(rows_path)), "config.json")
+    if not os.path.exists(config_path):
+      raise ValueError(f"{rows_path}: has no eval_batch and there is no {config_path} "
+                       "to read the run's eval.batch from")
+    with open(config_path) as f:
+      row["eval_batch"] = json.load(f)["eval"]["batch"]
   return {k: row.get(k) for k in EPISODE_KEYS}
 
 

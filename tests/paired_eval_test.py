@@ -53,12 +53,20 @@ def test_other_checkpoints_pair_but_other_episodes_are_refused(tmp_path):
     paired_eval.paired_difference(first, shorter)
 
 
-def test_files_without_eval_batch_count_as_batches_of_50(tmp_path):
-  first = _write(tmp_path / "a.npz", np.ones(4))
-  old = _write(tmp_path / "old.npz", np.ones(4))
-  row = json.loads((tmp_path / "old.jsonl").read_text())
+def test_files_without_eval_batch_take_it_from_the_run_config(tmp_path):
+  run = tmp_path / "run"
+  (run / "eval").mkdir(parents=True)
+  first = _write(run / "eval" / "a.npz", np.ones(4), eval_batch=500)
+  old = _write(run / "eval" / "old.npz", np.ones(4))
+  row = json.loads((run / "eval" / "old.jsonl").read_text())
   del row["eval_batch"]
-  (tmp_path / "old.jsonl").write_text(json.dumps(row) + "\n")
+  (run / "eval" / "old.jsonl").write_text(json.dumps(row) + "\n")
+  with pytest.raises(ValueError, match="no .*config.json"):
+    paired_eval.paired_difference(first, old)
+  (run / "config.json").write_text(json.dumps({"eval": {"batch": 50}}))
+  with pytest.raises(ValueError, match="nothing to pair"):  # 50 is not 500.
+    paired_eval.paired_difference(first, old)
+  (run / "config.json").write_text(json.dumps({"eval": {"batch": 500}}))
   assert paired_eval.paired_difference(first, old)[-1] == 4
 
 
