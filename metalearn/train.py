@@ -297,12 +297,11 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       checkpoint_step=None if step is None else int(step),
       eval_seconds=round(time.time() - t0, 2))
   rows = evaluation.rows(result, settings=settings, flops=adapt_flops)
-  out = os.path.join(workdir, "eval")
-  os.makedirs(out, exist_ok=True)
-  stem = os.path.join(out, eval_file_stem(config, step))
-  atomic.write_text(stem + ".jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+  stem = os.path.join(workdir, "eval", eval_file_stem(config, step))
+  # The per-episode values first: a rows file (what readers list) always has its .npz.
   atomic.write_npz(stem + ".npz", eval_steps=np.asarray(result.eval_steps),
-                   **{k: v for k, v in result.values.items()})
+                   **result.values)
+  atomic.write_text(stem + ".jsonl", "".join(json.dumps(r) + "\n" for r in rows))
   for r in rows:
     if r["k"] in (0, result.eval_steps[-1]):
       logging.info("%s k=%d: %.4f ± %.4f (%d episodes)", r["metric"], r["k"], r["mean"],

@@ -118,7 +118,6 @@ def _download(data_dir: str, set_name: str) -> str:
         f"{_FLAG}={data_dir}: downloaded {url} has sha256 {digest}, expected "
         f"{SHA256[set_name]}")
   try:
-    os.makedirs(data_dir, exist_ok=True)
     with atomic.open_for_write(dest, "wb") as f:
       f.write(data)
   except OSError as e:
