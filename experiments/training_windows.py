@@ -1,0 +1,144 @@
+r"""Whether a run's training fit moved: logged training metrics averaged over windows.
+
+A falling validation score has two readings: the model fits the training classes better
+and generalises worse (overfitting), or it fits the training classes worse too (the
+optimisation itself lost ground). The training rows of ``<workdir>/metrics.jsonl``
+(one meta-batch each, every ``log_every`` steps) tell them apart. This averages them
+over windows of steps and compares two windows:
+
+  python -m experiments.training_windows results/omniglot_maml_20w1s --window=5000 \
+      --compare=25000:35000,35000:45000
+
+prints, per window ``(a, b]``, the number of logged rows and each metric's mean ± 95%
+half-width 1.96·sd/√n, then the validation rows, then for ``--compare=A:B,C:D`` the
+difference of the two windows' means (second minus first) with the Welch half-width
+1.96·√(s₁²/n₁ + s₂²/n₂). The rows are distinct meta-batches (fresh tasks, drawn by step),
+so the interval is the sampling noise of a window's average over the parameters it
+held; it says nothing about another seed of the run.
+"""
+
+import math
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+from metalearn import metrics_writer
+
+_WINDOW = flags.DEFINE_integer("window", 5000, "Steps per window.")
+_METRICS = flags.DEFINE_list(
+    "metrics", ["query_accuracy_post", "query_loss_post", "grad_norm"],
+    "Training metrics (keys of metrics.jsonl rows) to average.")
+_COMPARE = flags.DEFINE_string(
+    "compare", "", "Two windows 'a:b,c:d' (steps a < s <= b) whose means to compare.")
+
+
+def _mean_and_variance(values: list[float]) -> tuple[float, float]:
+  """The mean and the sample variance (n − 1 denominator; nan for one value)."""
+  n = len(values)
+  mean = sum(values) / n
+  var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else math.nan
+  return mean, var
+
+
+def mean_and_half_width(values: list[float]) -> tuple[float, float]:
+  """The mean of ``values`` and its 95% half-width 1.96·sd/√n (nan for one value)."""
+  mean, var = _mean_and_variance(values)
+  return mean, 1.96 * math.sqrt(var / len(values))
+
+
+def window_values(rows: list[dict], metric: str, lo: int, hi: int) -> list[float]:
+  """``metric`` of the training rows with ``lo < step <= hi``.
+
+  Raises:
+    ValueError: no training row has ``metric``.
+  """
+  if not any(metric in r for r in rows):
+    known = sorted({k for r in rows for k in r if k != "step" and "/" not in k})
+    raise ValueError(f"no row has metric {metric!r} (training metrics: {known})")
+  return [r[metric] for r in rows if metric in r and lo < r["step"] <= hi]
+
+
+def compare_windows(rows: list[dict], metric: str, first: tuple[int, int],
+                    second: tuple[int, int]) -> tuple[float, float, int, int]:
+  """(mean of ``second`` minus mean of ``first``, Welch 95% half-width, n₁, n₂).
+
+  Raises:
+    ValueError: a window holds fewer than two rows.
+  """
+  a, b = (window_values(rows, metric, *w) for w in (first, second))
+  for w, v in ((first, a), (second, b)):
+    if len(v) < 2:
+      raise ValueError(f"window {w[0]}:{w[1]} holds {len(v)} logged rows of {metric}; "
+                       "need at least two")
+  (ma, va), (mb, vb) = _mean_and_variance(a), _mean_and_variance(b)
+  return mb - ma, 1.96 * math.sqrt(va / len(a) + vb / len(b)), len(a), len(b)
+
+
+def parse_windows(spec: str) -> tuple[tuple[int, int], tuple[int, int]]:
+  """``'a:b,c:d'`` → ``((a, b), (c, d))``.
+
+  Raises:
+    ValueError: not two ``a:b`` windows of integers with ``a < b``.
+  """
+  try:
+    windows = [tuple(int(x) for x in part.split(":")) for part in spec.split(",")]
+  except ValueError:
+    windows = []
+  if len(windows) != 2 or any(len(w) != 2 or w[0] >= w[1] for w in windows):
+    raise ValueError(f"--compare={spec!r}: expected two windows 'a:b,c:d' of steps "
+                     "with a < b and c < d")
+  return windows[0], windows[1]
+
+
+def report(workdir: str, window: int, metrics: list[str], compare: str) -> str:
+  """The text ``main`` prints (see the module docstring).
+
+  Raises:
+    ValueError: bad window or compare spec, unknown metric, no metrics.jsonl.
+  """
+  if window <= 0:
+    raise ValueError(f"--window={window}: must be positive")
+  pair = parse_windows(compare) if compare else None
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    raise ValueError(f"{path}: no such file (a training run writes it)")
+  rows = metrics_writer.read_rows(path)
+  train = [r for r in rows if not any("/" in k for k in r)]
+  last = max((r["step"] for r in train), default=0)
+  lines = [f"{path}: {len(train)} logged training rows up to step {last:,}",
+           "steps | rows | " + " | ".join(metrics)]
+  for lo in range(0, last, window):
+    cells = []
+    for m in metrics:
+      values = window_values(train, m, lo, lo + window)
+      mean, half = mean_and_half_width(values) if values else (math.nan, math.nan)
+      cells.append(f"{mean:.4f} ± {half:.4f}")
+    n = sum(1 for r in train if lo < r["step"] <= lo + window)
+    lines.append(f"{lo:,}–{lo + window:,} | {n} | " + " | ".join(cells))
+  for r in rows:
+    val = {k: v for k, v in r.items() if "/" in k}
+    if val:
+      lines.append(f"validation at {r['step']:,}: " +
+                   ", ".join(f"{k} {v:.4f}" for k, v in sorted(val.items())))
+  if pair:
+    for m in metrics:
+      d, half, na, nb = compare_windows(train, m, *pair)
+      lines.append(f"{m}: {pair[1][0]:,}–{pair[1][1]:,} minus {pair[0][0]:,}–"
+                   f"{pair[0][1]:,} = {d:+.4f} ± {half:.4f} (Welch 95%, {na} and {nb} rows)")
+  return "\n".join(lines)
+
+
+def main(argv):
+  if len(argv) != 2:
+    raise app.UsageError("give one run directory (it holds metrics.jsonl)")
+  try:
+    print(report(argv[1], _WINDOW.value, _METRICS.value, _COMPARE.value))
+  except (ValueError, OSError) as e:
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  app.run(main)
