@@ -67,8 +67,26 @@ def _truncate_after(path: str, step: int) -> None:
 
 
 def read_rows(path: str) -> list[dict]:
+  """The rows of a ``metrics.jsonl``, also while its run is still appending to it.
+
+  A last line without its newline is a row being written and is left out; any other
+  line that is not JSON is an error.
+
+  Raises:
+    ValueError: a complete line of ``path`` is not JSON (names the line).
+  """
+  rows = []
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    for i, line in enumerate(f, 1):
+      if not line.endswith("\n"):
+        break  # Torn: the writer is mid-append (or was killed there).
+      if not line.strip():
+        continue
+      try:
+        rows.append(json.loads(line))
+      except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{i}: not a JSON row ({e.msg})") from None
+  return rows
 
 
 def tensorboard_wall_times(path: str) -> list[tuple[int, float]]:

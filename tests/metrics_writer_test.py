@@ -44,3 +44,17 @@ def test_frames_are_checked_with_tfrecords_masked_crc32c():
   from tensorboardX.record_writer import masked_crc32c
   crc = 0xE3069283
   assert masked_crc32c(b"123456789") == (((crc >> 15) | (crc << 17)) + 0xA282EAD8) % 2**32
+
+
+def test_read_rows_leaves_out_a_row_being_written_and_names_a_corrupt_line(tmp_path):
+  writer = metrics_writer.MetricWriter(str(tmp_path), tensorboard=False)
+  for step in (100, 200):
+    writer.write(step, dict(loss=1.0 / step))
+  path = tmp_path / "metrics.jsonl"
+  with open(path, "a") as f:
+    f.write('{"step": 300, "lo')  # A live run's append, caught half-way.
+  assert [r["step"] for r in metrics_writer.read_rows(str(path))] == [100, 200]
+  lines = path.read_text().splitlines(keepends=True)
+  path.write_text(lines[0] + "{not json\n" + lines[1])
+  with pytest.raises(ValueError, match=r"metrics.jsonl:2: not a JSON row"):
+    metrics_writer.read_rows(str(path))
