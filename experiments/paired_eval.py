@@ -19,12 +19,13 @@ from the rows beside each ``.npz`` (the ``.jsonl`` of the same name).
 """
 
 import json
-import math
 import os
 import sys
 
 from absl import app
 import numpy as np
+
+from metalearn import stats
 
 # Row settings that fix which episodes an evaluation drew.
 EPISODE_KEYS = ("data", "eval_split", "eval_seed", "eval_batch", "eval_ways",
@@ -74,7 +75,7 @@ def paired_difference(first: str, second: str, metric: str = "accuracy"
   if a.shape != b.shape:
     raise ValueError(f"{first} has {a.shape[0]} episodes, {second} has {b.shape[0]}")
   diff = b - a
-  half = 1.96 * diff.std(ddof=1) / math.sqrt(diff.size) if diff.size > 1 else math.nan
+  half = stats.half_width(diff)
   return float(a.mean()), float(b.mean()), float(diff.mean()), float(half), diff.size
 
 

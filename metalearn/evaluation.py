@@ -8,7 +8,6 @@ kept so that fits can bootstrap over episodes.
 """
 
 import dataclasses
-import math
 from typing import Any, Sequence
 
 import jax
@@ -17,6 +16,7 @@ import numpy as np
 from metalearn import compiler
 from metalearn import inner as inner_lib
 from metalearn import outer
+from metalearn import stats
 from metalearn.inner import InnerConfig
 from metalearn.learner import Learner
 
@@ -43,10 +43,8 @@ class EvalResult:
     return self.values[metric].mean(0)
 
   def ci95(self, metric: str) -> np.ndarray:
-    """Half-width of the normal 95% interval of the mean: 1.96·std/√n."""
-    v = self.values[metric]
-    return 1.96 * v.std(0, ddof=1) / math.sqrt(v.shape[0]) if v.shape[0] > 1 else (
-        np.full(v.shape[1], np.nan))
+    """Half-width of the normal 95% interval of the mean (``stats.half_width``)."""
+    return stats.half_width(self.values[metric], 0)
 
 
 def make_eval_batch(learner: Learner, inner: InnerConfig, task_family,

@@ -22,6 +22,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from metalearn import scaling
+from metalearn import stats
 
 MODELS = scaling.DEFAULT_MODELS
 
@@ -57,14 +58,13 @@ def _ks(rows, group: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
 def _summary(v_SxExP: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """Mean and 95% half-width over all (seed, episode) values, per point."""
   flat = v_SxExP.reshape(-1, v_SxExP.shape[-1])
-  se = flat.std(0, ddof=1) / math.sqrt(flat.shape[0]) if flat.shape[0] > 1 else (
-      np.zeros(flat.shape[1]))
-  return flat.mean(0), 1.96 * se
+  # One value per point has no sd; 0 keeps the inverse-variance weights finite (floored).
+  return flat.mean(0), stats.half_width(flat, 0, single=0.0)
 
 
 def _weights(y: np.ndarray, ci: np.ndarray) -> np.ndarray:
   """Inverse-variance weights, with a floor so a zero-variance point cannot dominate."""
-  se = ci / 1.96
+  se = ci / stats.Z95
   floor = 0.01 * max(float(np.ptp(y)), 1e-12)
   return 1.0 / (se**2 + floor**2)
 
@@ -151,7 +151,7 @@ def _test_time(rows, per_episode, metric, cfg, rng) -> dict:
   flat = v.reshape(-1, v.shape[-1])
   d = flat[:, -1] - flat[:, -2]
   out["last_doubling"] = dict(k_from=int(k[-2]), k_to=int(k[-1]), diff=float(d.mean()),
-                              ci95=float(1.96 * d.std(ddof=1) / math.sqrt(len(d))))
+                              ci95=float(stats.half_width(d)))
   return out
 
 
@@ -162,7 +162,7 @@ def _at_k(rows, per_episode, group, metric, k_wanted) -> tuple[int, float, float
   ks, flops = _ks(rows, group, metric)
   i = int(np.searchsorted(ks, k_wanted)) if k_wanted <= ks[-1] else len(ks) - 1
   v = _values(rows, per_episode, group, metric)[:, :, i].ravel()
-  ci = 1.96 * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else 0.0
+  ci = stats.half_width(v, single=0.0)
   return int(ks[i]), float(v.mean()), float(ci), v, float(flops[i])
 
 
