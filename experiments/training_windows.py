@@ -9,12 +9,14 @@ over windows of steps and compares two windows:
   python -m experiments.training_windows results/omniglot_maml_20w1s --window=5000 \
       --compare=25000:35000,35000:45000
 
-prints, per window ``(a, b]``, the number of logged rows and each metric's mean ± 95%
-half-width 1.96·sd/√n, then the validation rows, then for ``--compare=A:B,C:D`` the
-difference of the two windows' means (second minus first) with the Welch half-width
-1.96·√(s₁²/n₁ + s₂²/n₂). The rows are distinct meta-batches (fresh tasks, drawn by step),
-so the interval is the sampling noise of a window's average over the parameters it
-held; it says nothing about another seed of the run.
+prints, per window ``(a, b]`` (and for ``--span=a:b``, one more window), the number of
+logged rows, each metric's mean ± 95% half-width 1.96·sd/√n (``metalearn.stats``) and
+the min / median / max of each ``--spread`` metric (the run's meta-steps/s), then the
+validation rows, then for ``--compare=A:B,C:D`` the difference of the two windows'
+means (second minus first) with the Welch half-width 1.96·√(s₁²/n₁ + s₂²/n₂). The rows
+are distinct meta-batches (fresh tasks, drawn by step), so the interval is the sampling
+noise of a window's average over the parameters it held; it says nothing about another
+seed of the run.
 """
 
 import math
@@ -23,29 +25,33 @@ import sys
 
 from absl import app
 from absl import flags
+import numpy as np
 
 from metalearn import metrics_writer
+from metalearn import stats
 
 _WINDOW = flags.DEFINE_integer("window", 5000, "Steps per window.")
 _METRICS = flags.DEFINE_list(
     "metrics", ["query_accuracy_post", "query_loss_post", "grad_norm"],
     "Training metrics (keys of metrics.jsonl rows) to average.")
+_SPREAD = flags.DEFINE_list(
+    "spread", ["meta_steps_per_s"],
+    "Metrics to summarise per window by min / median / max instead (rates).")
+_SPAN = flags.DEFINE_string(
+    "span", "", "One more window 'a:b' (steps a < s <= b) to summarise, e.g. a "
+    "session's steps.")
 _COMPARE = flags.DEFINE_string(
     "compare", "", "Two windows 'a:b,c:d' (steps a < s <= b) whose means to compare.")
 
 
-def _mean_and_variance(values: list[float]) -> tuple[float, float]:
-  """The mean and the sample variance (n − 1 denominator; nan for one value)."""
-  n = len(values)
-  mean = sum(values) / n
-  var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else math.nan
-  return mean, var
-
-
 def mean_and_half_width(values: list[float]) -> tuple[float, float]:
-  """The mean of ``values`` and its 95% half-width 1.96·sd/√n (nan for one value)."""
-  mean, var = _mean_and_variance(values)
-  return mean, 1.96 * math.sqrt(var / len(values))
+  """The mean of ``values`` and its 95% half-width (``stats.half_width``; nan for one)."""
+  return sum(values) / len(values), float(stats.half_width(values))
+
+
+def spread(values: list[float]) -> tuple[float, float, float]:
+  """(min, median, max) of ``values``: how a rate such as meta-steps/s varied."""
+  return (float(np.min(values)), float(np.median(values)), float(np.max(values)))
 
 
 def window_values(rows: list[dict], metric: str, lo: int, hi: int) -> list[float]:
@@ -72,8 +78,23 @@ def compare_windows(rows: list[dict], metric: str, first: tuple[int, int],
     if len(v) < 2:
       raise ValueError(f"window {w[0]}:{w[1]} holds {len(v)} logged rows of {metric}; "
                        "need at least two")
-  (ma, va), (mb, vb) = _mean_and_variance(a), _mean_and_variance(b)
-  return mb - ma, 1.96 * math.sqrt(va / len(a) + vb / len(b)), len(a), len(b)
+  return (float(np.mean(b) - np.mean(a)), stats.welch_half_width(a, b), len(a),
+          len(b))
+
+
+def parse_window(spec: str, flag: str) -> tuple[int, int]:
+  """``'a:b'`` → ``(a, b)``.
+
+  Raises:
+    ValueError: not one window of integers with ``a < b`` (the message names ``flag``).
+  """
+  try:
+    lo, hi = (int(x) for x in spec.split(":"))
+  except ValueError:
+    lo = hi = 0
+  if lo >= hi:
+    raise ValueError(f"--{flag}={spec!r}: expected a window 'a:b' of steps with a < b")
+  return lo, hi
 
 
 def parse_windows(spec: str) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -82,41 +103,59 @@ def parse_windows(spec: str) -> tuple[tuple[int, int], tuple[int, int]]:
   Raises:
     ValueError: not two ``a:b`` windows of integers with ``a < b``.
   """
+  parts = spec.split(",")
   try:
-    windows = [tuple(int(x) for x in part.split(":")) for part in spec.split(",")]
+    if len(parts) != 2:
+      raise ValueError
+    return parse_window(parts[0], "compare"), parse_window(parts[1], "compare")
   except ValueError:
-    windows = []
-  if len(windows) != 2 or any(len(w) != 2 or w[0] >= w[1] for w in windows):
     raise ValueError(f"--compare={spec!r}: expected two windows 'a:b,c:d' of steps "
-                     "with a < b and c < d")
-  return windows[0], windows[1]
+                     "with a < b and c < d") from None
 
 
-def report(workdir: str, window: int, metrics: list[str], compare: str) -> str:
+def _window_line(train: list[dict], metrics: list[str], spread_metrics: list[str],
+                 lo: int, hi: int) -> str:
+  """One report line: the window, its row count, means ± 95% and min / median / max."""
+  cells = []
+  for m in metrics:
+    values = window_values(train, m, lo, hi)
+    mean, half = mean_and_half_width(values) if values else (math.nan, math.nan)
+    cells.append(f"{mean:.4f} ± {half:.4f}")
+  for m in spread_metrics:
+    values = window_values(train, m, lo, hi)
+    cells.append(" / ".join(f"{x:.3f}" for x in spread(values)) if values else "-")
+  n = sum(1 for r in train if lo < r["step"] <= hi)
+  return f"{lo:,}–{hi:,} | {n} | " + " | ".join(cells)
+
+
+def report(workdir: str, window: int, metrics: list[str], compare: str,
+           spread_metrics: tuple[str, ...] = (), span: str = "") -> str:
   """The text ``main`` prints (see the module docstring).
 
   Raises:
-    ValueError: bad window or compare spec, unknown metric, no metrics.jsonl.
+    ValueError: bad window, span or compare spec, unknown metric, no metrics.jsonl.
   """
   if window <= 0:
     raise ValueError(f"--window={window}: must be positive")
   pair = parse_windows(compare) if compare else None
+  extra = parse_window(span, "span") if span else None
   path = os.path.join(workdir, "metrics.jsonl")
   if not os.path.exists(path):
     raise ValueError(f"{path}: no such file (a training run writes it)")
   rows = metrics_writer.read_rows(path)
   train = [r for r in rows if not any("/" in k for k in r)]
+  # A rate the run did not log is named and left out: the means can still be read.
+  absent = [m for m in spread_metrics if not any(m in r for r in train)]
+  spread_metrics = [m for m in spread_metrics if m not in absent]
   last = max((r["step"] for r in train), default=0)
-  lines = [f"{path}: {len(train)} logged training rows up to step {last:,}",
-           "steps | rows | " + " | ".join(metrics)]
+  lines = [f"{path}: {len(train)} logged training rows up to step {last:,}" +
+           (f" (none has {', '.join(absent)})" if absent else ""),
+           "steps | rows | " + " | ".join(
+               metrics + [f"{m} min / median / max" for m in spread_metrics])]
   for lo in range(0, last, window):
-    cells = []
-    for m in metrics:
-      values = window_values(train, m, lo, lo + window)
-      mean, half = mean_and_half_width(values) if values else (math.nan, math.nan)
-      cells.append(f"{mean:.4f} ± {half:.4f}")
-    n = sum(1 for r in train if lo < r["step"] <= lo + window)
-    lines.append(f"{lo:,}–{lo + window:,} | {n} | " + " | ".join(cells))
+    lines.append(_window_line(train, metrics, spread_metrics, lo, lo + window))
+  if extra:
+    lines.append("span " + _window_line(train, metrics, spread_metrics, *extra))
   for r in rows:
     val = {k: v for k, v in r.items() if "/" in k}
     if val:
@@ -134,7 +173,8 @@ def main(argv):
   if len(argv) != 2:
     raise app.UsageError("give one run directory (it holds metrics.jsonl)")
   try:
-    print(report(argv[1], _WINDOW.value, _METRICS.value, _COMPARE.value))
+    print(report(argv[1], _WINDOW.value, _METRICS.value, _COMPARE.value,
+                 _SPREAD.value, _SPAN.value))
   except (ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(2)

@@ -42,6 +42,23 @@ def test_compare_gives_the_welch_interval():
     training_windows.compare_windows(train, "acc", (0, 100), (200, 500))
 
 
+def test_spread_and_span_give_min_median_max_of_a_rate(tmp_path):
+  rows = [dict(step=100 * i, acc=0.5, meta_steps_per_s=r)
+          for i, r in enumerate([0.9, 0.7, 0.8, 1.0], start=1)]
+  text = training_windows.report(_run_dir(tmp_path, rows), 200, ["acc"], "",
+                                 ["meta_steps_per_s"], "100:400")
+  assert "acc | meta_steps_per_s min / median / max" in text
+  # (0, 200]: 0.9, 0.7 → median 0.8; (200, 400]: 0.8, 1.0 → median 0.9.
+  assert "0–200 | 2 | 0.5000 ± 0.0000 | 0.700 / 0.800 / 0.900" in text
+  assert "200–400 | 2 | 0.5000 ± 0.0000 | 0.800 / 0.900 / 1.000" in text
+  # (100, 400]: 0.7, 0.8, 1.0.
+  assert "span 100–400 | 3 | 0.5000 ± 0.0000 | 0.700 / 0.800 / 1.000" in text
+  # A run that logged no rate says so and still reports the means.
+  text = training_windows.report(_run_dir(tmp_path, _ROWS), 200, ["acc"], "",
+                                 ["meta_steps_per_s"])
+  assert "(none has meta_steps_per_s)" in text and "0–200 | 2 | 0.8500 ±" in text
+
+
 def test_report_lists_windows_validation_and_comparison(tmp_path):
   text = training_windows.report(_run_dir(tmp_path, _ROWS), 200, ["acc"], "0:200,200:500")
   assert "5 logged training rows up to step 500" in text
@@ -55,6 +72,8 @@ def test_report_lists_windows_validation_and_comparison(tmp_path):
     (["--compare=5:1,1:2"], "--compare='5:1,1:2': expected two windows"),
     (["--metrics=loss"], "no row has metric 'loss'"),
     (["--window=0"], "--window=0: must be positive"),
+    (["--span=300"], "--span='300': expected a window 'a:b'"),
+    (["--compare=1:2,3:4,5:6"], "expected two windows"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
   proc = subprocess.run(
