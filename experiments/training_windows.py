@@ -46,7 +46,7 @@ _COMPARE = flags.DEFINE_string(
 
 def mean_and_half_width(values: list[float]) -> tuple[float, float]:
   """The mean of ``values`` and its 95% half-width (``stats.half_width``; nan for one)."""
-  return sum(values) / len(values), float(stats.half_width(values))
+  return float(np.mean(values)), float(stats.half_width(values))
 
 
 def spread(values: list[float]) -> tuple[float, float, float]:
@@ -104,13 +104,13 @@ def parse_windows(spec: str) -> tuple[tuple[int, int], tuple[int, int]]:
     ValueError: not two ``a:b`` windows of integers with ``a < b``.
   """
   parts = spec.split(",")
-  try:
-    if len(parts) != 2:
-      raise ValueError
-    return parse_window(parts[0], "compare"), parse_window(parts[1], "compare")
-  except ValueError:
-    raise ValueError(f"--compare={spec!r}: expected two windows 'a:b,c:d' of steps "
-                     "with a < b and c < d") from None
+  if len(parts) == 2:
+    try:
+      return parse_window(parts[0], "compare"), parse_window(parts[1], "compare")
+    except ValueError:
+      pass
+  raise ValueError(f"--compare={spec!r}: expected two windows 'a:b,c:d' of steps "
+                   "with a < b and c < d")
 
 
 def _window_line(train: list[dict], metrics: list[str], spread_metrics: list[str],
