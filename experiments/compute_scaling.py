@@ -1,9 +1,9 @@
 r"""Compute scaling: few-shot error against inner-loop compute, and compute against data.
 
-  python -m experiments.compute_scaling --workdir=/tmp/compute_scaling       # sinusoid
-  python -m experiments.compute_scaling --config=experiments/compute_scaling.py:omniglot \
+  python -m launch.compute_scaling --workdir=/tmp/compute_scaling       # sinusoid
+  python -m launch.compute_scaling --config=experiments/compute_scaling.py:omniglot \
       --workdir=/work/runs/cs_omniglot
-  python -m experiments.compute_scaling --config=experiments/compute_scaling.py:smoke \
+  python -m launch.compute_scaling --config=experiments/compute_scaling.py:smoke \
       --workdir=/tmp/cs_smoke
   ... --mode=report   # only regenerate rows, fits, plots and report from finished points
 
@@ -22,26 +22,11 @@ interrupted one resumes from its checkpoints. Outputs in the workdir: rows.csv,
 rows.json, fits.json, plots/*.png, report.md, run.json.
 """
 
-import datetime
-import logging as std_logging
-import os
-import subprocess
-import sys
-import time
-
-from absl import app
-from absl import flags
-from absl import logging
 import ml_collections
-from ml_collections import config_flags
 
-from experiments import common
 from experiments import omniglot
 from experiments import sinusoid
-from metalearn import provenance
-from metalearn import scaling_report
-from metalearn import sweep
-from metalearn.errors import MetalearnError
+from metalearn import config as config_lib
 
 # Half-octave test-time steps: 12 points k >= 1 (enough for the 5-parameter M4 with
 # AICc), all from one evaluation pass. Omniglot uses octaves: its evaluation pass is
@@ -112,7 +97,7 @@ def _sweep(run, sweep, *, metrics, notes, title) -> ml_collections.ConfigDict:
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   """The sweep config: ``run`` (the base run), ``sweep`` (axes) and ``analysis``."""
-  args = common.parse_args(arg)
+  args = config_lib.parse_args(arg)
   c = _omniglot(args) if "omniglot" in args else _sinusoid(args)
   if "smoke" in args:
     r, s = c.run, c.sweep
@@ -123,7 +108,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
       r.eval.eval_steps = HALF_OCTAVES[:9]
       s.k_train, s.shots, s.tasks = (1, 2), (5, 10), (16, 0)
     else:
-      common.shrink_for_smoke(r)
+      config_lib.shrink_for_smoke(r)
       r.eval.steps = 4
       r.eval.eval_steps = (0, 1, 2, 4)
       s.k_train, s.shots, s.tasks = (1, 2), (1, 2), (0.5, 0.0)
@@ -134,125 +119,3 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.analysis.n_boot = 10
     c.notes = list(c.notes) + ["SMOKE variant: a wiring check, not a result."]
   return c
-
-
-def describe(c: ml_collections.ConfigDict) -> list[str]:
-  """What was run, read from the final config (after any --config.* overrides)."""
-  r, s = c.run, c.sweep
-  algo = r.algorithm + (" (first order)" if r.inner.first_order or r.algorithm == "fomaml"
-                        else " (second order)" if r.algorithm == "maml" else "")
-  task = ("sinusoid regression" if r.task == "sinusoid" else
-          f"{r.data.name} {r.ways}-way {r.shots}-shot")
-  return [
-      f"Task: {task}; model {r.model.name}; algorithm {algo}; inner lr {r.inner.lr}; "
-      f"meta-batch {r.meta_batch}; outer {r.outer.optimizer} {r.outer.lr}; "
-      f"{r.num_steps} meta-steps per setting.",
-      f"Base point: K_train = {r.inner.steps}, {r.shots} shots, "
-      f"{s.tasks_key} = {sweep.base_values(c)['tasks']}.",
-      f"Axes (each varied alone): K_train in {tuple(s.k_train)}; shots in "
-      f"{tuple(s.shots)}; {s.tasks_key} in {tuple(s.tasks)} (0 = all / infinite).",
-      f"Evaluation: split '{r.eval.split}', {r.eval.queries or r.queries} queries "
-      f"{'per class' if r.task != 'sinusoid' else 'per task'}, inner lr "
-      f"{r.eval.inner_lr or r.inner.lr}, test-time k in {tuple(r.eval.eval_steps)} "
-      f"from one pass; {s.base_episodes} episodes at the base point "
-      f"(seeds {tuple(s.base_seeds)}), {s.episodes} elsewhere (seeds {tuple(s.seeds)}).",
-      f"Fits: {c.analysis.n_boot} bootstrap replicates; the top "
-      f"{c.analysis.holdout_fraction:.0%} of the compute range held out for "
-      "extrapolation.",
-  ] + list(c.notes)
-
-
-def _other_processes() -> str:
-  """The busiest other processes (name and %CPU), to say what shared the machine."""
-  try:
-    out = subprocess.run(["ps", "-eo", "pid,pcpu,comm", "--sort=-pcpu"],
-                         capture_output=True, text=True, timeout=10).stdout
-  except (OSError, subprocess.SubprocessError):
-    return "unknown"
-  procs = [line.split(None, 2) for line in out.splitlines()[1:]]
-  procs = [p for p in procs if len(p) == 3 and int(p[0]) != os.getpid()
-           and float(p[1]) >= 5.0]
-  return ", ".join(f"{p[2]} {p[1]}%" for p in procs[:5]) or "none above 5% CPU"
-
-
-class _QuietLibraries:
-  """Drops INFO lines from orbax's internals; its warnings and errors still show."""
-
-  def filter(self, record):
-    return record.levelno > std_logging.INFO or "/orbax/" not in record.pathname
-
-
-def _loads(loads) -> str:
-  return " ".join(f"{x:.2f}" for x in loads) if loads else "not recorded"
-
-
-def _started(invocation: dict) -> str:
-  end = datetime.datetime.fromisoformat(invocation["date"])
-  return (end - datetime.timedelta(seconds=invocation["seconds"])).isoformat(
-      timespec="seconds")
-
-
-def _provenance(info: dict) -> dict:
-  """What the report says about how the numbers were made, from run.json."""
-  runs = [i for i in info["invocations"] if i.get("mode") == "sweep"] or (
-      info["invocations"])
-  last = runs[-1]
-  m = last["machine"]
-  return {
-      "command": runs[0]["command"],
-      "date": (f"started {_started(runs[0])}, finished {last['date']} (UTC)"),
-      "machine": f"{m['cpu']}, {m['cpu_count']} CPUs, {m['backend']}, jax {m['jax']}",
-      "wall time": (f"{sum(i['seconds'] for i in runs):.0f} s over {len(runs)} "
-                    "invocation(s), training and evaluation (fits and plots after)"),
-      "load average (1/5/15 min) at start; at end of the sweep": (
-          f"{_loads(runs[0].get('load_average_at_start'))}; "
-          f"{_loads(m['load_average'])} (2 cores: above 2 means other work shared "
-          "them)"),
-      "other busy processes at start (name, %CPU)": runs[0].get(
-          "other_processes_at_start", "not recorded"),
-  }
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  logging.get_absl_logger().addFilter(_QuietLibraries())
-  config, workdir = _CONFIG.value, _WORKDIR.value
-  os.makedirs(workdir, exist_ok=True)
-  load_start, others = os.getloadavg(), _other_processes()
-  start = time.time()
-  try:
-    if _MODE.value == "sweep":
-      sweep.run(config, workdir)
-    info = provenance.record_run(workdir, time.time() - start, dict(
-        mode=_MODE.value, load_average_at_start=list(load_start),
-        other_processes_at_start=others))
-    done = {p.name for p in sweep.grid(config) if sweep.is_done(p, workdir)}
-    missing = [p.name for p in sweep.grid(config) if p.name not in done]
-    t0 = time.time()
-    scaling_report.write_outputs(
-        workdir, metrics=tuple(config.analysis.metrics),
-        analysis=dict(n_boot=config.analysis.n_boot,
-                      holdout_fraction=config.analysis.holdout_fraction,
-                      include_k0=config.analysis.include_k0, seed=config.analysis.seed),
-        context=dict(title=config.title, protocol=describe(config),
-                     provenance=_provenance(info),
-                     missing=missing))
-  except (MetalearnError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr, flush=True)
-    sys.exit(2)
-  logging.info("fits, plots and report in %.0fs: %s", time.time() - t0,
-               os.path.join(workdir, "report.md"))
-
-
-if __name__ == "__main__":
-  # Flags only when run: config_flags loads this file again as the config module.
-  _CONFIG = config_flags.DEFINE_config_file(
-      "config", os.path.abspath(__file__), "Sweep config (file.py:variant).",
-      lock_config=True)
-  _WORKDIR = flags.DEFINE_string("workdir", None, "Where points, rows and plots go.")
-  _MODE = flags.DEFINE_enum("mode", "sweep", ["sweep", "report"],
-                            "sweep: train/evaluate missing points, then report; "
-                            "report: only regenerate the outputs.")
-  flags.mark_flags_as_required(["workdir"])
-  sys.exit(app.run(main))

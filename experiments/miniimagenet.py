@@ -10,13 +10,12 @@ Training queries: 15 per class; 60,000 meta-iterations; Adam 1e-3.
       --config.data.path=/path/to/miniimagenet --workdir=/tmp/mini_5w1s
 """
 
-from experiments import common
-from metalearn import builders
+from metalearn import config as config_lib
 
 
 def get_config(arg: str = ""):
-  args = common.parse_args(arg)
-  c = builders.base_config()
+  args = config_lib.parse_args(arg)
+  c = config_lib.base_config()
   c.task = "images"
   c.data.name = "miniimagenet"
   c.data.path = ""
@@ -38,5 +37,5 @@ def get_config(arg: str = ""):
   c.eval.episodes = 600
   c.eval.batch = 20
   if "smoke" in args:
-    common.shrink_for_smoke(c)
+    config_lib.shrink_for_smoke(c)
   return c

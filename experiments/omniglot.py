@@ -35,14 +35,27 @@ one character).
       --config.data.path=../shared/data/omniglot --workdir=/tmp/omniglot_5w1s
 """
 
-from experiments import common
+from metalearn import config as config_lib
+
+OMNIGLOT_PATH = "../shared/data/omniglot"  # Relative to the repository root.
+
+
+def omniglot_base():
+  """Omniglot on the MAML split (rotations for meta-training) with MAML's conv net."""
+  c = config_lib.base_config()
+  c.task = "images"
+  c.data.name = "omniglot"
+  c.data.path = OMNIGLOT_PATH
+  c.data.protocol = "maml"
+  c.data.rotations = True
+  c.model.name = "conv4_omniglot"
+  return c
 
 
 def get_config(arg: str = ""):
-  args = common.parse_args(arg)
-  c = common.omniglot_base()
+  args = config_lib.parse_args(arg)
+  c = omniglot_base()
   c.algorithm = "fomaml" if "fomaml" in args else "maml"
-  c.inner.first_order = c.algorithm == "fomaml"  # Implied by fomaml; shown in config.json.
   twenty = any(a.startswith("20way") for a in args)
   c.ways = 20 if twenty else 5
   c.shots = 5 if any(a.endswith("5shot") for a in args) else 1
@@ -72,5 +85,5 @@ def get_config(arg: str = ""):
     c.rotate = True
     c.eval.rotate = True
   if "smoke" in args:
-    common.shrink_for_smoke(c)
+    config_lib.shrink_for_smoke(c)
   return c

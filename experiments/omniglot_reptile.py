@@ -38,12 +38,13 @@ scored, never trained on. Variants: ``smoke``.
       --config.data.path=../shared/data/omniglot --workdir=/tmp/omniglot_reptile
 """
 
-from experiments import common
+from experiments import omniglot
+from metalearn import config as config_lib
 
 
 def get_config(arg: str = ""):
-  args = common.parse_args(arg)
-  c = common.omniglot_base()
+  args = config_lib.parse_args(arg)
+  c = omniglot.omniglot_base()
   c.bn_mode = "transductive_joint"
   c.algorithm = "reptile"
   c.ways, c.shots, c.queries = 5, 15, 1
@@ -70,5 +71,5 @@ def get_config(arg: str = ""):
   c.eval.episodes = 10000
   c.eval.batch = 500
   if "smoke" in args:
-    common.shrink_for_smoke(c)
+    config_lib.shrink_for_smoke(c)
   return c

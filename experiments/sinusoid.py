@@ -11,12 +11,12 @@ Variants (comma-separated): ``smoke`` (seconds), ``fomaml``, ``reptile``,
 ``shots=5``.
 """
 
-from metalearn import builders
+from metalearn import config as config_lib
 
 
 def get_config(arg: str = ""):
-  args = dict(a.split("=") if "=" in a else (a, "") for a in arg.split(",") if a)
-  c = builders.base_config()
+  args = config_lib.parse_args(arg)
+  c = config_lib.base_config()
   c.task = "sinusoid"
   c.model.name = "mlp"
   c.model.hidden = (40, 40)

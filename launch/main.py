@@ -8,8 +8,6 @@ r"""Trains and/or evaluates a meta-learner from a config file.
 Re-running the same command resumes from the latest checkpoint in the workdir.
 """
 
-import logging as std_logging
-import sys
 import time
 
 from absl import app
@@ -18,9 +16,11 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
-from metalearn import provenance
-from metalearn import train
+from launch import cli
 from metalearn.errors import MetalearnError
+from metalearn.run import loop
+from metalearn.run import provenance
+from metalearn.run import scoring
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (file.py:args).",
                                           lock_config=True)
@@ -34,15 +34,8 @@ _MULTIHOST = flags.DEFINE_bool("multihost", False,
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-class _QuietLibraries:
-  """Drops INFO lines from orbax's internals; its warnings and errors still show."""
-
-  def filter(self, record):
-    return record.levelno > std_logging.INFO or "/orbax/" not in record.pathname
-
-
 def main(argv):
-  logging.get_absl_logger().addFilter(_QuietLibraries())
+  cli.quiet_libraries()
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if _MULTIHOST.value:
@@ -52,18 +45,16 @@ def main(argv):
   start = time.time()
   try:
     if _MODE.value in ("train", "train_and_evaluate"):
-      state = train.train(_CONFIG.value, _WORKDIR.value)
+      state = loop.train(_CONFIG.value, _WORKDIR.value)
     if _MODE.value == "evaluate":
-      train.evaluate(_CONFIG.value, _WORKDIR.value, step=_STEP.value)
+      scoring.evaluate(_CONFIG.value, _WORKDIR.value, step=_STEP.value)
     elif _MODE.value == "train_and_evaluate":
-      train.evaluate(_CONFIG.value, _WORKDIR.value, step=int(state.step),
-                     state=state)
+      scoring.evaluate(_CONFIG.value, _WORKDIR.value, step=int(state.step), state=state)
   except MetalearnError as e:
-    print(f"error: {e}", file=sys.stderr, flush=True)
-    sys.exit(2)
+    cli.fail(str(e))
   if jax.process_index() == 0:
     provenance.record_run(_WORKDIR.value, time.time() - start, {"mode": _MODE.value})
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

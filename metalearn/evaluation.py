@@ -1,7 +1,8 @@
 """Few-shot evaluation with 95% confidence intervals, the whole curve in one pass.
 
-Each episode is adapted once for ``max(eval_steps)`` inner steps and its query set is
-scored after every step in ``eval_steps`` (see ``inner.adapt_curve``), so the whole
+Each episode is adapted once for ``max(eval_steps)`` inner steps by the algorithm's
+test-time adaptation and its query set is scored after every step in ``eval_steps``
+(``Algorithm.adapt_curve``; by default ``inner.adapt_curve``), so the whole
 accuracy-vs-steps curve costs about as much as its longest point. Episodes are drawn
 from a key, in batches vmapped inside one compiled function. Per-episode values are
 kept so that fits can bootstrap over episodes.
@@ -13,10 +14,11 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 
+from metalearn import algorithms
 from metalearn import compiler
-from metalearn import inner as inner_lib
 from metalearn import outer
 from metalearn import stats
+from metalearn.algorithms import Algorithm
 from metalearn.inner import InnerConfig
 from metalearn.learner import Learner
 
@@ -49,18 +51,16 @@ class EvalResult:
 
 def make_eval_batch(learner: Learner, inner: InnerConfig, task_family,
                     eval_steps: Sequence[int], batch: int, task_map: str = "auto",
-                    fast_compile: bool = False):
+                    fast_compile: bool = False, algorithm: Algorithm | str = "maml"):
   """A compiled ``(theta, data, key, inner_state) -> metrics [batch, P]`` over fresh
   episodes; every episode's inner optimiser starts from ``inner_state`` (None: fresh)."""
   eval_steps = tuple(eval_steps)
   task_map = outer.resolve_task_map(task_map)
+  adapt_curve = algorithms.get(algorithm).adapt_curve
 
   def one(theta, episode, inner_state):
-    _, curve = inner_lib.adapt_curve(
-        theta, lambda p: learner.support_loss(p, episode),
-        lambda p: learner.query_loss(p, episode)[1], cfg=inner, eval_steps=eval_steps,
-        opt_state=inner_state)
-    return curve
+    return adapt_curve(theta, episode, learner=learner, inner=inner,
+                       eval_steps=eval_steps, inner_state=inner_state)
 
   def run(theta, data, key, inner_state):
     episodes = task_family.sample(key, data, batch)
@@ -73,7 +73,8 @@ def make_eval_batch(learner: Learner, inner: InnerConfig, task_family,
 def evaluate(theta: Params, *, learner: Learner, inner: InnerConfig, task_family,
              data: Any, eval_steps: Sequence[int], episodes: int, batch: int,
              key: jax.Array, log_fn=None, task_map: str = "auto",
-             inner_state: Any = None, fast_compile: bool = False) -> EvalResult:
+             inner_state: Any = None, fast_compile: bool = False,
+             algorithm: Algorithm | str = "maml") -> EvalResult:
   """Adapts on ``episodes`` fresh episodes and scores each at every ``eval_steps``.
 
   Args:
@@ -91,13 +92,14 @@ def evaluate(theta: Params, *, learner: Learner, inner: InnerConfig, task_family
     inner_state: the carried inner-optimiser state every episode starts from
       (``InnerConfig.carry_state``; ``MetaState.inner_state``), or None.
     fast_compile: compile faster for slightly slower batches (``metalearn.compiler``).
+    algorithm: whose test-time adaptation runs (a record or a registered name).
 
   Returns:
     The per-episode results.
   """
   batch = min(batch, episodes)
   run = make_eval_batch(learner, inner, task_family, eval_steps, batch, task_map,
-                        fast_compile)
+                        fast_compile, algorithm)
   chunks = []
   n_batches = -(-episodes // batch)
   for i in range(n_batches):

@@ -22,7 +22,7 @@ import warnings
 import jax
 
 from metalearn import algorithms
-from metalearn import inner as inner_lib
+from metalearn.algorithms import Algorithm
 from metalearn.inner import InnerConfig
 from metalearn.learner import Learner
 
@@ -81,7 +81,8 @@ def at_steps(flops_at: Callable[[int], float], steps: int) -> float:
 
 
 def adaptation_flops(learner: Learner, inner: InnerConfig, episode: Any,
-                     steps: list[int]) -> list[float]:
+                     steps: list[int], algorithm: Algorithm | str = "maml"
+                     ) -> list[float]:
   """FLOPs to adapt on one episode for k steps and score its query set, for each k.
 
   Args:
@@ -89,28 +90,25 @@ def adaptation_flops(learner: Learner, inner: InnerConfig, episode: Any,
     inner: the inner-loop configuration (steps field ignored).
     episode: one unbatched episode (arrays or ShapeDtypeStructs).
     steps: step counts k.
+    algorithm: whose test-time adaptation (``Algorithm.adapted_query_loss``).
 
   Returns:
     FLOPs per episode at each k.
   """
   theta = jax.eval_shape(learner.init, jax.random.key(0), episode.support_x)
+  test_loss = algorithms.get(algorithm).adapted_query_loss
 
   def at(k):
     cfg = dataclasses.replace(inner, steps=k, unroll=True, remat=False)
-
-    def fn(theta, episode):
-      adapted, _ = inner_lib.adapt(theta, lambda p: learner.support_loss(p, episode),
-                                   cfg=cfg)
-      return learner.query_loss(adapted, episode)[0]
-
+    fn = lambda theta, episode: test_loss(theta, episode, learner=learner, inner=cfg)
     return program_flops(fn, theta, episode)
 
   base, per_step = linear_in_steps(at)
   return [base + k * per_step for k in steps]
 
 
-def meta_step_flops(learner: Learner, algorithm: str, inner: InnerConfig, episodes: Any,
-                    ) -> float:
+def meta_step_flops(learner: Learner, algorithm: Algorithm | str, inner: InnerConfig,
+                    episodes: Any) -> float:
   """FLOPs of one meta-gradient over a meta-batch of episodes (leading task axis), as
   a training step that does not log runs it (no metric-only forward passes).
 
@@ -122,7 +120,7 @@ def meta_step_flops(learner: Learner, algorithm: str, inner: InnerConfig, episod
   x = episodes.support_x
   theta = jax.eval_shape(learner.init, jax.random.key(0),
                          jax.ShapeDtypeStruct(x.shape[1:], x.dtype))
-  meta_grad = algorithms.get(algorithm)
+  meta_grad = algorithms.get(algorithm).meta_grad
 
   def at(k):
     cfg = dataclasses.replace(inner, steps=k, unroll=True, carry_state=False)

@@ -32,6 +32,7 @@ import optax
 
 from metalearn import algorithms
 from metalearn import compiler
+from metalearn.algorithms import Algorithm
 from metalearn.inner import InnerConfig
 from metalearn.learner import Learner
 
@@ -80,7 +81,7 @@ def init_state(theta: Params, optimizer: optax.GradientTransformation,
                    inner_state=inner.make_optimizer().init(theta) if carried else None)
 
 
-def make_meta_step(*, learner: Learner, algorithm: str, inner: InnerConfig,
+def make_meta_step(*, learner: Learner, algorithm: Algorithm | str, inner: InnerConfig,
                    optimizer: optax.GradientTransformation, task_family: Any,
                    meta_batch: int, task_sharding: Optional[jax.sharding.Sharding] = None,
                    task_map: str = "auto", jit: bool = True,
@@ -89,7 +90,7 @@ def make_meta_step(*, learner: Learner, algorithm: str, inner: InnerConfig,
 
   Args:
     learner: model, loss and batch-norm mode.
-    algorithm: 'maml', 'fomaml' or 'reptile' (see ``metalearn.algorithms``).
+    algorithm: an ``Algorithm`` record, or the name it is registered under.
     inner: inner-loop configuration.
     optimizer: outer optax optimiser, applied to the mean meta-gradient.
     task_family: has ``sample(key, data, num_tasks) -> Episode`` (batched).
@@ -102,17 +103,17 @@ def make_meta_step(*, learner: Learner, algorithm: str, inner: InnerConfig,
   Returns:
     ``step(state, data, key, log) -> (state, metrics)``; metrics are device scalars.
   """
-  meta_grad = functools.partial(algorithms.get(algorithm), learner=learner,
-                                inner=inner)
+  algorithm = algorithms.get(algorithm)
+  meta_grad = functools.partial(algorithm.meta_grad, learner=learner, inner=inner)
   task_map = resolve_task_map(task_map, sharded=task_sharding is not None)
   if inner.carry_state:
-    if algorithm != "reptile":
-      raise ValueError(f"inner carry_state is only supported by reptile, not {algorithm}")
+    if algorithm.carried_meta_grad is None:
+      raise ValueError(f"inner carry_state is not supported by {algorithm.name}")
     if task_sharding is not None:
       raise ValueError("inner carry_state runs the tasks in sequence; it cannot be "
                        "sharded over devices")
-    carried = functools.partial(algorithms.reptile.reptile_meta_grad_carried,
-                                learner=learner, inner=inner)
+    carried = functools.partial(algorithm.carried_meta_grad, learner=learner,
+                                inner=inner)
 
   def all_tasks(state, episodes, task_keys, log):
     """(per-task grads, per-task metrics, inner state after the meta-batch)."""

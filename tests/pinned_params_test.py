@@ -27,7 +27,7 @@ if REPO not in sys.path:
 from experiments import omniglot  # noqa: E402
 from experiments import omniglot_reptile  # noqa: E402
 from experiments import sinusoid  # noqa: E402
-from metalearn import train as train_lib  # noqa: E402
+from metalearn.run import loop  # noqa: E402
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pinned_params.json")
 OMNIGLOT = os.environ.get("METALEARN_OMNIGLOT_DIR",
@@ -97,7 +97,7 @@ def platform_id() -> str:
 
 
 def run_case(config, workdir):
-  return train_lib.train(config, workdir)
+  return loop.train(config, workdir)
 
 
 def record(workdir_root: str) -> None:

@@ -1,18 +1,24 @@
-"""The contract every algorithm follows.
+"""The contract every algorithm follows, and the record that registers one.
 
-``meta_grad(theta, episode, key, *, learner, inner) -> (grads, aux)``: for one task,
-the (pseudo-)gradient of the meta-objective with respect to the meta-parameters
+``meta_grad(theta, episode, key, *, learner, inner, log) -> (grads, aux)``: for one
+task, the (pseudo-)gradient of the meta-objective with respect to the meta-parameters
 ``theta`` (same pytree structure, to be fed to any optax optimiser) and a dict of
-scalar metrics. Algorithms hold no state; the meta-step vmaps them over tasks. ``log``
-(a traced or Python boolean, default true) says whether the metrics that cost extra forward
-passes are computed (see ``post_adaptation_metrics``).
+scalar metrics. Algorithms hold no state; the meta-step maps them over tasks. ``log``
+(a traced or Python boolean, default true) says whether the metrics that cost extra
+forward passes are computed (see ``post_adaptation_metrics``).
+
+An ``Algorithm`` record bundles that function with the algorithm's test-time
+adaptation (what evaluation and FLOP counting run), what it supports and its own config
+checks; ``metalearn.algorithms.register`` adds one without editing the library.
 """
 
-from typing import Any, Callable, Protocol
+import dataclasses
+from typing import Any, Callable, Optional, Protocol, Sequence
 
 import jax
 import jax.numpy as jnp
 
+from metalearn import inner as inner_lib
 from metalearn.inner import InnerConfig
 from metalearn.learner import Learner
 from metalearn.tasks.episode import Episode
@@ -87,3 +93,56 @@ def post_adaptation_metrics(learner: Learner, adapted: Params, episode: Episode,
 
 
 MetaGrad = Callable[..., tuple[Params, dict]]
+
+
+def adapt_curve(theta: Params, episode: Episode, *, learner: Learner, inner: InnerConfig,
+                eval_steps: Sequence[int], inner_state: Any = None) -> dict:
+  """Test-time adaptation on the support set, the query set scored after each step in
+  ``eval_steps`` (``inner.adapt_curve``): metric name -> ``[len(eval_steps)]``."""
+  _, curve = inner_lib.adapt_curve(
+      theta, lambda p: learner.support_loss(p, episode),
+      lambda p: learner.query_loss(p, episode)[1], cfg=inner, eval_steps=eval_steps,
+      opt_state=inner_state)
+  return curve
+
+
+def adapted_query_loss(theta: Params, episode: Episode, *, learner: Learner,
+                       inner: InnerConfig) -> jax.Array:
+  """The query loss after ``inner.steps`` test-time steps: the program whose FLOPs are
+  an evaluation episode's cost (``flops.adaptation_flops``)."""
+  adapted, _ = inner_lib.adapt(theta, lambda p: learner.support_loss(p, episode),
+                               cfg=inner)
+  return learner.query_loss(adapted, episode)[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class Algorithm:
+  """One meta-learning algorithm on the shared contract.
+
+  Attributes:
+    name: the name configs use (``config.algorithm``).
+    meta_grad: the per-task ``MetaGradFn``.
+    first_order: gradients through the inner gradients are stopped
+      (``InnerConfig.first_order``).
+    differentiates_inner: ``meta_grad`` differentiates through the inner loop (so an
+      inner Adam needs its ``eps_root``; see ``build.inner_config``).
+    carried_meta_grad: ``(theta, inner_state, episode, key, *, learner, inner, log) ->
+      (grads, aux, inner_state)``, for algorithms that can carry the inner optimiser's
+      state from task to task (``inner.carry_state``); None if it cannot.
+    minibatch_inner: supports inner steps on minibatches of the support set.
+    min_inner_steps: the fewest training inner steps it can use.
+    adapt_curve: test-time adaptation scored along the way (evaluation).
+    adapted_query_loss: test-time adaptation then the query loss (FLOP counting).
+    check: extra config checks, ``check(config)`` raising ``ConfigError``.
+  """
+
+  name: str
+  meta_grad: MetaGradFn
+  first_order: bool = False
+  differentiates_inner: bool = True
+  carried_meta_grad: Optional[Callable[..., tuple[Params, dict, Any]]] = None
+  minibatch_inner: bool = False
+  min_inner_steps: int = 0
+  adapt_curve: Callable[..., dict] = adapt_curve
+  adapted_query_loss: Callable[..., jax.Array] = adapted_query_loss
+  check: Optional[Callable[[Any], None]] = None

@@ -62,3 +62,7 @@ def fomaml_meta_grad(theta, episode: Episode, key: jax.Array, *, learner: Learne
       learner.query_loss, has_aux=True)(adapted, episode)
   return grads, base.post_adaptation_metrics(learner, adapted, episode, losses_K,
                                              metrics, log)
+
+
+MAML = base.Algorithm(name="maml", meta_grad=maml_meta_grad)
+FOMAML = base.Algorithm(name="fomaml", meta_grad=fomaml_meta_grad, first_order=True)

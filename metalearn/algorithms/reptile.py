@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 from metalearn import inner as inner_lib
 from metalearn.algorithms import base
+from metalearn.errors import ConfigError
 from metalearn.inner import InnerConfig
 from metalearn.learner import Learner
 from metalearn.tasks.episode import Episode
@@ -57,8 +58,7 @@ def reptile_meta_grad(theta, episode: Episode, key: jax.Array, *, learner: Learn
   """
   if inner.carry_state:
     raise ValueError("inner carry_state: tasks depend on each other through the inner "
-                     "optimiser; use reptile_meta_grad_carried (outer.make_meta_step "
-                     "does)")
+                     "optimiser; use reptile_meta_grad_carried (the meta-step does)")
   grads, aux, _ = reptile_meta_grad_carried(theta, inner.make_optimizer().init(theta),
                                             episode, key, learner=learner, inner=inner,
                                             log=log)
@@ -88,3 +88,15 @@ def reptile_meta_grad_carried(theta, inner_state, episode: Episode, key: jax.Arr
   query_metrics = lambda p: learner.query_loss(p, episode)[1]  # Only scored.
   return grads, base.post_adaptation_metrics(learner, adapted, episode, losses_K,
                                              query_metrics, log), inner_state
+
+
+def _check(config) -> None:
+  if config.inner.carry_state and config.inner.optimizer != "adam":
+    raise ConfigError("config.inner.carry_state: carries the inner Adam state; needs "
+                      "inner.optimizer='adam'")
+
+
+REPTILE = base.Algorithm(name="reptile", meta_grad=reptile_meta_grad,
+                         differentiates_inner=False,
+                         carried_meta_grad=reptile_meta_grad_carried,
+                         minibatch_inner=True, min_inner_steps=1, check=_check)

@@ -14,6 +14,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from metalearn.errors import ConfigError
+from metalearn.tasks import base
 from metalearn.tasks.episode import Episode
 
 
@@ -28,6 +30,13 @@ class SinusoidTasks:
   x_range: tuple[float, float] = (-5.0, 5.0)
   pool_size: int = 0
   pool_seed: int = 12345
+
+  def input_shape(self) -> tuple[int]:
+    return (1,)
+
+  def load(self, split: str) -> None:
+    """No data: every split draws fresh tasks on the device."""
+    del split
 
   def sample(self, key: jax.Array, data=None, num_tasks: int = 1) -> Episode:
     """Samples ``num_tasks`` episodes; ``data`` is unused (no dataset to read).
@@ -57,3 +66,27 @@ class SinusoidTasks:
     y_TxNx1 = amp_T1 * jnp.sin(x_TxNx1 - phase_T1)
     return Episode(support_x=x_TxNx1[:, : self.shots], support_y=y_TxNx1[:, : self.shots],
                    query_x=x_TxNx1[:, self.shots:], query_y=y_TxNx1[:, self.shots:])
+
+
+def make(config, evaluation: bool) -> SinusoidTasks:
+  """Training tasks (from ``config.sinusoid_pool`` if set) or, with ``evaluation``,
+  fresh tasks with ``config.eval``'s shots and queries."""
+  if not evaluation:
+    return SinusoidTasks(shots=config.shots, queries=config.queries,
+                         pool_size=config.sinusoid_pool)
+  return SinusoidTasks(shots=config.eval.shots or config.shots,
+                       queries=config.eval.queries or config.queries, pool_size=0)
+
+
+def _check(config) -> None:
+  for key in ("rotate", "eval.rotate"):
+    if (config.eval.rotate if key == "eval.rotate" else config.rotate):
+      raise ConfigError(f"config.{key}: turns image classes; the sinusoid task has none")
+  if config.sinusoid_pool < 0:
+    raise ConfigError(f"config.sinusoid_pool={config.sinusoid_pool}: must be >= 0 "
+                      "(0: fresh tasks)")
+
+
+KIND = base.TaskKind(name="sinusoid", make=make, loss="mse",
+                     data_name=lambda c: "sinusoid", size_keys=("sinusoid_pool",),
+                     check=_check)

@@ -6,7 +6,7 @@ optimisation itself lost ground). The training rows of ``<workdir>/metrics.jsonl
 (one meta-batch each, every ``log_every`` steps) tell them apart. This averages them
 over windows of steps and compares two windows:
 
-  python -m experiments.training_windows results/omniglot_maml_20w1s --window=5000 \
+  python -m launch.training_windows results/omniglot_maml_20w1s --window=5000 \
       --compare=25000:35000,35000:45000
 
 prints, per window ``(a, b]`` (and for ``--span=a:b``, one more window), the number of
@@ -21,14 +21,14 @@ seed of the run.
 
 import math
 import os
-import sys
 
 from absl import app
 from absl import flags
 import numpy as np
 
-from metalearn import metrics_writer
+from launch import cli
 from metalearn import stats
+from metalearn.run import workdir as workdir_lib
 
 _WINDOW = flags.DEFINE_integer("window", 5000, "Steps per window.")
 _METRICS = flags.DEFINE_list(
@@ -139,10 +139,10 @@ def report(workdir: str, window: int, metrics: list[str], compare: str,
     raise ValueError(f"--window={window}: must be positive")
   pair = parse_windows(compare) if compare else None
   extra = parse_window(span, "span") if span else None
-  path = os.path.join(workdir, "metrics.jsonl")
+  path = workdir_lib.path(workdir, workdir_lib.METRICS)
   if not os.path.exists(path):
     raise ValueError(f"{path}: no such file (a training run writes it)")
-  rows = metrics_writer.read_rows(path)
+  rows = workdir_lib.read_metrics(workdir)
   train = [r for r in rows if not any("/" in k for k in r)]
   # A rate the run did not log is named and left out: the means can still be read.
   absent = [m for m in spread_metrics if not any(m in r for r in train)]
@@ -176,8 +176,7 @@ def main(argv):
     print(report(argv[1], _WINDOW.value, _METRICS.value, _COMPARE.value,
                  _SPREAD.value, _SPAN.value))
   except (ValueError, OSError) as e:
-    print(f"error: {e}", file=sys.stderr, flush=True)
-    sys.exit(2)
+    cli.fail(str(e))
 
 
 if __name__ == "__main__":

@@ -3,13 +3,13 @@ r"""How much one change moves a score, measured on the same episodes.
 The evaluation episodes depend only on the data, the split, the evaluation seed, the
 batch the episodes are drawn in, and the episode shape (ways, shots, queries per class):
 ``evaluation.evaluate`` draws batch ``i`` from ``fold_in(key(eval.seed), i)``. So two
-evaluation files (``train.evaluate``) that agree on those saw the same classes and
+evaluation files (``metalearn.run.scoring``) that agree on those saw the same classes and
 examples, whatever else differs: the checkpoint (two steps of one run, or two runs),
 the batch-norm mode, the number of test-time steps, or ``eval.rotate`` (which turns the
 drawn classes on a PRNG stream of its own). Their per-episode accuracies pair up, and
 the difference has a much tighter interval than the two scores' own CIs suggest.
 
-  python -m experiments.paired_eval \
+  python -m launch.paired_eval \
       results/omniglot_maml_5w1s/eval/rows_step60000_seed1_5w1s1q_k10.npz \
       results/omniglot_maml_5w1s/eval/rows_step60000_seed1_5w1s1q_k10_rot.npz
 
@@ -18,25 +18,23 @@ prints, for the largest test-time step of both, each mean and the paired differe
 from the rows beside each ``.npz`` (the ``.jsonl`` of the same name).
 """
 
-import json
 import os
-import sys
 
 from absl import app
 import numpy as np
 
+from launch import cli
 from metalearn import stats
+from metalearn.run import workdir as workdir_lib
 
-# Row settings that fix which episodes an evaluation drew.
-EPISODE_KEYS = ("data", "eval_split", "eval_seed", "eval_batch", "eval_ways",
-                "eval_shots", "eval_queries")
+# Settings that fix which episodes an evaluation drew.
+EPISODE_KEYS = ("data", "split", "seed", "batch", "ways", "shots", "queries")
 
 
 def episode_settings(npz_path: str) -> dict:
-  """The settings in ``EPISODE_KEYS`` of the evaluation file ``npz_path``, from the
-  rows written beside it. Files written before ``eval_batch`` was recorded (2026-11-28)
-  take it from the run's ``config.json`` (``<run>/eval/<file>`` → ``<run>/config.json``):
-  they were scored with the run's own ``eval.batch``.
+  """The settings of the evaluation file ``npz_path`` that fix which episodes it drew,
+  from the rows written beside it (``workdir.evaluation_of``; rows written before
+  ``eval_batch`` was recorded take the run's ``eval.batch`` from its ``config.json``).
 
   Raises:
     ValueError: no rows file beside ``npz_path``, or an old rows file and no
@@ -44,18 +42,12 @@ def episode_settings(npz_path: str) -> dict:
   """
   rows_path = os.path.splitext(npz_path)[0] + ".jsonl"
   if not os.path.exists(rows_path):
-    raise ValueError(f"{npz_path}: no rows file {rows_path} beside it (train.evaluate "
+    raise ValueError(f"{npz_path}: no rows file {rows_path} beside it (an evaluation "
                      "writes both)")
-  with open(rows_path) as f:
-    row = json.loads(f.readline())
-  if "eval_batch" not in row:
-    config_path = os.path.join(os.path.dirname(os.path.dirname(rows_path)), "config.json")
-    if not os.path.exists(config_path):
-      raise ValueError(f"{rows_path}: has no eval_batch and there is no {config_path} "
-                       "to read the run's eval.batch from")
-    with open(config_path) as f:
-      row["eval_batch"] = json.load(f)["eval"]["batch"]
-  return {k: row.get(k) for k in EPISODE_KEYS}
+  e = workdir_lib.evaluation_of(rows_path)
+  p = e.protocol
+  return dict(data=e.rows()[0].get("data"), split=p.split, seed=p.seed, batch=p.batch,
+              ways=p.ways, shots=p.shots, queries=p.queries)
 
 
 def paired_difference(first: str, second: str, metric: str = "accuracy"
@@ -85,8 +77,7 @@ def main(argv):
   try:
     a, b, d, half, n = paired_difference(argv[1], argv[2])
   except (ValueError, OSError) as e:
-    print(f"error: {e}", file=sys.stderr, flush=True)
-    sys.exit(2)
+    cli.fail(str(e))
   print(f"{100 * a:.2f} -> {100 * b:.2f}: {100 * d:+.2f} ± {100 * half:.2f} points "
         f"(paired over the same {n:,} episodes, 95% CI)")
 

@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from metalearn import atomic
+from metalearn.run import workdir as workdir_lib
 
 
 class MetricWriter:
@@ -22,7 +23,7 @@ class MetricWriter:
   def __init__(self, workdir: str, resume_step: Optional[int] = None,
                tensorboard: bool = True):
     self.active = jax.process_index() == 0
-    self.path = os.path.join(workdir, "metrics.jsonl")
+    self.path = workdir_lib.path(workdir, workdir_lib.METRICS)
     self._tb = None
     if not self.active:
       return
@@ -31,7 +32,7 @@ class MetricWriter:
     if tensorboard:
       try:
         from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-        self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+        self._tb = SummaryWriter(workdir_lib.path(workdir, workdir_lib.TENSORBOARD))
       except ImportError:
         self._tb = None
 
@@ -64,29 +65,6 @@ def _truncate_after(path: str, step: int) -> None:
       if row.get("step", 0) <= step:
         kept.append(line if line.endswith("\n") else line + "\n")
   atomic.write_text(path, "".join(kept))
-
-
-def read_rows(path: str) -> list[dict]:
-  """The rows of a ``metrics.jsonl``, also while its run is still appending to it.
-
-  A last line without its newline is a row being written and is left out; any other
-  line that is not JSON is an error.
-
-  Raises:
-    ValueError: a complete line of ``path`` is not JSON (names the line).
-  """
-  rows = []
-  with open(path) as f:
-    for i, line in enumerate(f, 1):
-      if not line.endswith("\n"):
-        break  # Torn: the writer is mid-append (or was killed there).
-      if not line.strip():
-        continue
-      try:
-        rows.append(json.loads(line))
-      except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{i}: not a JSON row ({e.msg})") from None
-  return rows
 
 
 def tensorboard_wall_times(path: str) -> list[tuple[int, float]]:

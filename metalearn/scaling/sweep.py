@@ -7,32 +7,35 @@ config, the base point), ``sweep`` (the values of each axis) and ``analysis``. E
 not a Cartesian product. Every trained model is evaluated once over all test-time inner
 steps ``run.eval.eval_steps``, which is the fourth axis (test-time compute).
 
-Each (point, seed) trains in its own sub-workdir through ``train.train`` (so it resumes
-from its checkpoints) and is skipped once its evaluation rows exist, so a killed sweep
-continues where it stopped. ``collect`` reads the rows back, adds each point's settings
-and its meta-training FLOPs, and is all that analysis and plots read.
+Each (point, seed) trains in its own sub-workdir through ``run.loop.train`` (so it
+resumes from its checkpoints) and is skipped once its evaluation under its own protocol
+exists, so a killed sweep continues where it stopped. ``collect`` reads the rows back,
+adds each point's settings and its meta-training FLOPs, and is all that analysis and
+plots read.
 """
 
 import copy
 import dataclasses
-import json
 import os
 import time
 from typing import Any, Callable, Optional
 
 from absl import logging
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from metalearn import atomic
-from metalearn import builders
+from metalearn import build as build_lib
+from metalearn import config as config_lib
 from metalearn import flops as flops_lib
-from metalearn import train
+from metalearn import tasks
+from metalearn.run import loop
+from metalearn.run import scoring
+from metalearn.run import workdir as workdir_lib
 
 AXES = ("k_train", "shots", "tasks")
-TASK_KEYS = ("sinusoid_pool", "data.train_class_fraction", "data.num_train_classes")
+# Config keys that count distinct meta-training tasks or classes, per task kind.
+TASK_KEYS = tuple(k for name in tasks.names() for k in tasks.get(name).size_keys)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,13 +121,6 @@ def grid(sweep_config: ml_collections.ConfigDict) -> list[Point]:
   return points
 
 
-def _image_shape(c: ml_collections.ConfigDict) -> tuple[int, int, int]:
-  if c.model.name == "conv4_miniimagenet":
-    return (84, 84, 3)
-  size = c.data.image_size or 28
-  return (size, size, 1)
-
-
 def point_flops(c: ml_collections.ConfigDict) -> dict[str, Any]:
   """Meta-training and adaptation FLOPs of a run config, from XLA's cost analysis.
 
@@ -135,54 +131,34 @@ def point_flops(c: ml_collections.ConfigDict) -> dict[str, Any]:
     ``meta_training_flops`` (that times ``num_steps``) and ``adaptation_flops`` (per
     evaluation episode at each test-time step in ``eval_steps``).
   """
-  learner = builders.build_learner(c)
-  family = builders.build_task_family(c)
-  key = jax.random.key(0)
-  if c.task == "sinusoid":
-    sample = lambda k, n, fam: fam.sample(k, None, n)
-  else:
-    # Sampling only fixes shapes: a stand-in split with just enough examples.
-    images = jax.ShapeDtypeStruct(
-        (c.ways, max(c.shots + c.queries, 1) + 64) + _image_shape(c), jnp.uint8)
-    sample = lambda k, n, fam: fam.sample(k, images, n)
-  episodes = jax.eval_shape(lambda k: sample(k, c.meta_batch, family), key)
-  meta_step = flops_lib.meta_step_flops(learner, c.algorithm, builders.build_inner(c),
-                                        episodes)
-  eval_family = builders.eval_task_family(c)
-  episode = jax.eval_shape(
-      lambda k: jax.tree.map(lambda x: x[0], sample(k, 1, eval_family)), key)
-  steps = list(builders.eval_steps(c))
-  adapt = flops_lib.adaptation_flops(
-      builders.build_learner(c, builders.eval_bn_mode(c)),
-      builders.build_inner(c, lr=c.eval.inner_lr, evaluation=True), episode, steps)
+  setup = build_lib.build(c)
+  meta_step = flops_lib.meta_step_flops(setup.learner, setup.algorithm, setup.inner,
+                                        setup.abstract_episodes(c.meta_batch))
+  episode = jax.tree.map(lambda x: x[0], setup.abstract_episodes(1, evaluation=True))
+  steps = list(config_lib.eval_steps(c))
+  adapt = flops_lib.adaptation_flops(setup.eval_learner, setup.eval_inner, episode, steps,
+                                     setup.algorithm)
   return dict(meta_step_flops=meta_step, meta_training_flops=meta_step * c.num_steps,
               eval_steps=steps, adaptation_flops=adapt)
 
 
-def _rows_stem(point: Point, workdir: str) -> str:
+def _evaluation(point: Point, workdir: str) -> Optional[workdir_lib.Evaluation]:
+  """The point's evaluation under its own config's protocol, if it was written."""
   c = point.config
-  return os.path.join(workdir, "points", point.name, "eval",
-                      train.eval_file_stem(c, c.num_steps))
+  return workdir_lib.find_evaluation(workdir_lib.point_dir(workdir, point.name),
+                                     c.num_steps, config_lib.eval_protocol(c))
 
 
 def is_done(point: Point, workdir: str) -> bool:
-  """The point's evaluation rows and per-episode values exist (also under the file
-  name used before evaluation files named their protocol)."""
-  stem = _rows_stem(point, workdir)
-  c = point.config
-  legacy = os.path.join(os.path.dirname(stem), f"rows_step{c.num_steps}_seed{c.eval.seed}")
-  return (any(os.path.exists(s + ".jsonl") and os.path.exists(s + ".npz")
-              for s in (stem, legacy))
-          and os.path.exists(os.path.join(workdir, "points", point.name, "point.json")))
+  """The point's ``point.json`` and its evaluation under its own protocol exist."""
+  return (os.path.exists(os.path.join(workdir_lib.point_dir(workdir, point.name),
+                                      workdir_lib.POINT))
+          and _evaluation(point, workdir) is not None)
 
 
 def _cost(info: dict, c: ml_collections.ConfigDict) -> float:
   """Estimated FLOPs of a point: meta-training plus its evaluation pass."""
   return info["meta_training_flops"] + c.eval.episodes * info["adaptation_flops"][-1]
-
-
-def _write_json(path: str, obj: Any) -> None:
-  atomic.write_text(path, json.dumps(obj, indent=2, sort_keys=True))
 
 
 def _point_info(sweep_config, point: Point) -> dict:
@@ -211,7 +187,7 @@ def run(sweep_config: ml_collections.ConfigDict, workdir: str,
   log_fn = log_fn or logging.info
   points = grid(sweep_config)
   for p in points:
-    builders.validate(p.config)
+    config_lib.validate(p.config)
   infos = {p.name: _point_info(sweep_config, p) for p in points}
   costs = {p.name: _cost(infos[p.name], p.config) for p in points}
   todo = [p for p in points if not is_done(p, workdir)]
@@ -226,12 +202,12 @@ def run(sweep_config: ml_collections.ConfigDict, workdir: str,
     eta = ((time.time() - t0) / spent * left) if spent else float("nan")
     log_fn(f"point {i}/{len(points)} {p.name}: {p.axis}={p.value} | "
            f"{costs[p.name]:.3g} FLOPs | ETA {_fmt(eta)}")
-    pdir = os.path.join(workdir, "points", p.name)
+    pdir = workdir_lib.point_dir(workdir, p.name)
     start = time.time()
-    state = train.train(p.config, pdir)
-    train.evaluate(p.config, pdir, step=int(state.step), state=state)
+    state = loop.train(p.config, pdir)
+    scoring.evaluate(p.config, pdir, step=int(state.step), state=state)
     info = dict(infos[p.name], seconds=round(time.time() - start, 1))
-    _write_json(os.path.join(pdir, "point.json"), info)
+    workdir_lib.write_json(pdir, workdir_lib.POINT, info)
     spent += costs[p.name]
     log_fn(f"point {i}/{len(points)} {p.name} done in {time.time() - start:.0f}s")
   return points
@@ -244,11 +220,14 @@ def _fmt(seconds: float) -> str:
   return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def collect(workdir: str) -> tuple[list[dict], dict[str, np.ndarray]]:
-  """Rows and per-episode values of every finished point in ``workdir``.
+def collect(workdir: str, sweep_config: ml_collections.ConfigDict
+            ) -> tuple[list[dict], dict[str, np.ndarray]]:
+  """Rows and per-episode values of every finished point of the sweep in ``workdir``.
 
-  Each evaluation row gains its point's settings (``point``, ``axis``, ``axis_value``,
-  ``tasks``, ``num_steps``) and FLOPs (``meta_step_flops``, ``meta_training_flops``).
+  Each point contributes the evaluation its own config asks for (its protocol, at its
+  last step); evaluations of the same checkpoint under other protocols are left alone.
+  Each row gains its point's settings (``point``, ``axis``, ``axis_value``, ``tasks``,
+  ``num_steps``) and FLOPs (``meta_step_flops``, ``meta_training_flops``).
   Classification rows gain an ``error`` metric, ``1 - accuracy``, with the same CI.
 
   Returns:
@@ -256,30 +235,21 @@ def collect(workdir: str) -> tuple[list[dict], dict[str, np.ndarray]]:
     ``[episodes, len(eval_steps)]`` in the order of the point's ``k``.
   """
   rows, values = [], {}
-  root = os.path.join(workdir, "points")
-  for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
-    path = os.path.join(root, name, "point.json")
-    if not os.path.exists(path):
+  for point in grid(sweep_config):
+    pdir = workdir_lib.point_dir(workdir, point.name)
+    info = workdir_lib.read_json(pdir, workdir_lib.POINT)
+    evaluation = _evaluation(point, workdir) if info is not None else None
+    if evaluation is None:
       continue
-    with open(path) as f:
-      info = json.load(f)
-    evals = os.path.join(root, name, "eval")
-    stems = sorted(n[:-len(".jsonl")] for n in os.listdir(evals) if n.endswith(".jsonl")
-                   and n.startswith(f"rows_step{info['num_steps']}_"))
-    if not stems:
-      continue
-    with open(os.path.join(evals, stems[-1] + ".jsonl")) as f:
-      point_rows = [json.loads(line) for line in f if line.strip()]
-    npz = np.load(os.path.join(evals, stems[-1] + ".npz"))
     extra = {k: info[k] for k in ("point", "group", "axis", "axis_value", "tasks_key", "tasks",
                                   "num_steps", "meta_step_flops", "meta_training_flops")}
-    for r in point_rows:
+    for r in evaluation.rows():
       rows.append(dict(r, **extra))
       if r["metric"] == "accuracy":
         rows.append(dict(r, **extra, metric="error", mean=1.0 - r["mean"]))
-    for metric in npz.files:
-      if metric != "eval_steps":
-        values[f"{name}/{metric}"] = np.asarray(npz[metric], np.float64)
-    if "accuracy" in npz.files:
-      values[f"{name}/error"] = 1.0 - np.asarray(npz["accuracy"], np.float64)
+    per_episode = evaluation.values()
+    for metric, v in per_episode.items():
+      values[f"{point.name}/{metric}"] = v
+    if "accuracy" in per_episode:
+      values[f"{point.name}/error"] = 1.0 - per_episode["accuracy"]
   return rows, values

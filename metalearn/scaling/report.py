@@ -1,7 +1,7 @@
 """The compute-scaling report: rows, fits, plots and a markdown summary in a workdir.
 
 ``write_outputs`` reads the finished points of a sweep (``sweep.collect``), fits them
-(``scaling_analysis.analyse``) and writes ``rows.csv``, ``rows.json``,
+(``analysis_lib.analyse``) and writes ``rows.csv``, ``rows.json``,
 ``per_episode.npz``, ``fits.json``, ``plots/*.png`` and ``report.md``. ``markdown``
 turns the fits into statements of what the data support and what they do not, with
 the thresholds stated: |ΔAIC| < 2 is "indistinguishable", 2-10 "favoured", > 10
@@ -19,9 +19,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from metalearn import atomic
-from metalearn import scaling_analysis
-from metalearn import scaling_plots
-from metalearn import sweep
+from metalearn.scaling import analysis as analysis_lib
+from metalearn.scaling import plots as plots_lib
+from metalearn.scaling import sweep
 
 NAMES = {"power_law_floor": "power law with floor E + A·C^-α",
          "power_law": "pure power law A·C^-α",
@@ -160,7 +160,7 @@ def markdown(fits: dict, context: dict) -> str:
   """The report, generated from the fits and the run's context.
 
   Args:
-    fits: the output of ``scaling_analysis.analyse``.
+    fits: the output of ``analysis_lib.analyse``.
     context: ``title``, ``protocol`` (lines describing what was run), ``provenance``
       (command, date, machine, seconds, load averages, other processes), ``plots``
       (file names), ``error_metric`` (the metric called "error").
@@ -356,20 +356,21 @@ def _json(path: str, obj: Any) -> None:
   atomic.write_text(path, json.dumps(obj, indent=1, allow_nan=False))
 
 
-def write_outputs(workdir: str, *, metrics: Sequence[str], analysis: dict,
+def write_outputs(workdir: str, sweep_config, *, metrics: Sequence[str], analysis: dict,
                   context: dict) -> dict:
   """Collects the sweep's rows and writes rows, fits, plots and the report.
 
   Args:
     workdir: the sweep's directory.
+    sweep_config: the sweep's config (its points and their protocols).
     metrics: error-like metrics to fit (``'error'``, ``'loss'``).
-    analysis: keyword arguments of ``scaling_analysis.analyse``.
+    analysis: keyword arguments of ``analysis_lib.analyse``.
     context: see ``markdown``; ``plots`` is filled in here.
 
   Returns:
     The fits.
   """
-  rows, per_episode = sweep.collect(workdir)
+  rows, per_episode = sweep.collect(workdir, sweep_config)
   if not rows:
     raise ValueError(f"{workdir}: no finished sweep points to report on")
   _csv(os.path.join(workdir, "rows.csv"), rows)
@@ -377,7 +378,7 @@ def write_outputs(workdir: str, *, metrics: Sequence[str], analysis: dict,
   np.savez_compressed(os.path.join(workdir, "per_episode.npz"),
                       **{k.replace("/", "__"): v.astype(np.float32)
                          for k, v in per_episode.items()})
-  fits = scaling_analysis.analyse(rows, per_episode, metrics=metrics, **analysis)
+  fits = analysis_lib.analyse(rows, per_episode, metrics=metrics, **analysis)
   fits["generated"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
       timespec="seconds")
   _json(os.path.join(workdir, "fits.json"), fits)
@@ -386,7 +387,7 @@ def write_outputs(workdir: str, *, metrics: Sequence[str], analysis: dict,
   prov = context.get("provenance") or {}
   footer = "; ".join(f"{k}: {v}" for k, v in prov.items()
                      if k in ("date", "machine") or "load" in k or "other" in k)
-  plots = scaling_plots.plot_all(rows, fits, plot_dir, footer=footer)
+  plots = plots_lib.plot_all(rows, fits, plot_dir, footer=footer)
   text = markdown(fits, dict(context, plots=plots))
   with open(os.path.join(workdir, "report.md"), "w") as f:
     f.write(text)

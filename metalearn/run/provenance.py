@@ -10,6 +10,7 @@ from typing import Optional
 import jax
 
 from metalearn import atomic
+from metalearn.run import workdir as workdir_lib
 
 
 def machine() -> dict:
@@ -50,14 +51,10 @@ def record_run(workdir: str, seconds: float, extra: Optional[dict] = None) -> di
 
   Wall time accumulates over the invocations that resumed the same run.
   """
-  path = os.path.join(workdir, "run.json")
-  info = {"invocations": []}
-  if os.path.exists(path):
-    with open(path) as f:
-      info = json.load(f)
+  info = workdir_lib.read_json(workdir, workdir_lib.RUN) or {"invocations": []}
   info["invocations"].append(dict(
       command=command(), date=now(), seconds=round(seconds, 1), machine=machine(),
       **(extra or {})))
   info["total_seconds"] = round(sum(i["seconds"] for i in info["invocations"]), 1)
-  atomic.write_text(path, json.dumps(info, indent=2))
+  atomic.write_text(workdir_lib.path(workdir, workdir_lib.RUN), json.dumps(info, indent=2))
   return info

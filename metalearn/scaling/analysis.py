@@ -4,7 +4,7 @@ Pure functions of the rows (``sweep.collect``) and their per-episode values; no 
 is ever loaded. The result is one JSON-ready dict that the report and the plots read.
 
 * ``test_time``: the base model's error against adaptation FLOPs along test-time inner
-  steps k (one evaluation pass). Every model in ``scaling.DEFAULT_MODELS`` is fitted,
+  steps k (one evaluation pass). Every model in ``fits_lib.DEFAULT_MODELS`` is fitted,
   ranked by AIC (AICc and BIC kept), bootstrapped over episodes (paired: the same
   episodes are scored at every k) and over seeds when the base point has several, and
   tested on held-out high compute.
@@ -21,10 +21,10 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from metalearn import scaling
+from metalearn.scaling import fits as fits_lib
 from metalearn import stats
 
-MODELS = scaling.DEFAULT_MODELS
+MODELS = fits_lib.DEFAULT_MODELS
 
 
 def _group_rows(rows: Sequence[dict], metric: str) -> dict[str, list[dict]]:
@@ -85,7 +85,7 @@ def fit_curve(compute: np.ndarray, y: np.ndarray, ci: np.ndarray,
   Args:
     compute: 1-D FLOPs per point.
     y: mean error per point; ci: its 95% half-width (sets the weights).
-    per_episode: per-episode values for ``scaling.bootstrap``.
+    per_episode: per-episode values for ``fits_lib.bootstrap``.
     n_boot: bootstrap replicates per model (0: none).
     holdout_fraction: fraction of the highest-compute points held out.
     rng: randomness of the bootstrap.
@@ -98,8 +98,8 @@ def fit_curve(compute: np.ndarray, y: np.ndarray, ci: np.ndarray,
     parameters for the points), ``n_holdout`` and ``weights``.
   """
   w = _weights(y, ci)
-  models = [m for m in MODELS if len(scaling.get_model(m).param_names) < len(y)]
-  fits = scaling.compare(compute, y, models=models, weights=w, criterion="aic")
+  models = [m for m in MODELS if len(fits_lib.get_model(m).param_names) < len(y)]
+  fits = fits_lib.compare(compute, y, models=models, weights=w, criterion="aic")
   aicc = [f.aicc for f in fits if f.success and math.isfinite(f.aicc)]
   best_aicc = min(aicc) if aicc else math.nan
   compare = []
@@ -113,12 +113,12 @@ def fit_curve(compute: np.ndarray, y: np.ndarray, ci: np.ndarray,
   boot, extra = {}, {}
   grid = np.geomspace(compute.min(), compute.max(), 60)
   for m in MODELS:
-    extra[m] = _safe(scaling.extrapolation_test, m, compute, y, n_holdout=n_holdout,
+    extra[m] = _safe(fits_lib.extrapolation_test, m, compute, y, n_holdout=n_holdout,
                      weights=w)
     # A model that does not converge on the data gets no interval (and its refits
     # would each fall back to the full multi-start: minutes for nothing).
     if m in converged and n_boot:
-      boot[m] = _safe(lambda m=m: scaling.bootstrap(
+      boot[m] = _safe(lambda m=m: fits_lib.bootstrap(
           m, compute, per_episode, n_boot, rng, weights=w, compute_grid=grid,
           paired_episodes=paired, seeds_axis=seeds_axis).to_dict())
   return dict(compute=compute, y=y, y_ci95=ci, weights=w, compare=compare,
@@ -142,10 +142,10 @@ def _test_time(rows, per_episode, metric, cfg, rng) -> dict:
   alt = k >= (1 if cfg["include_k0"] else 0)
   if alt.sum() > 3:
     w = _weights(y[alt], ci[alt])
-    models = [m for m in MODELS if len(scaling.get_model(m).param_names) < alt.sum()]
+    models = [m for m in MODELS if len(fits_lib.get_model(m).param_names) < alt.sum()]
     out["k0_sensitivity"] = dict(
         include_k0=not cfg["include_k0"],
-        compare=[f.to_dict() for f in scaling.compare(flops[alt], y[alt], models=models,
+        compare=[f.to_dict() for f in fits_lib.compare(flops[alt], y[alt], models=models,
                                                       weights=w)])
   # Does the last doubling of k still help? Paired over the same episodes.
   flat = v.reshape(-1, v.shape[-1])
@@ -194,7 +194,7 @@ def _interp(x: float, xs: np.ndarray, ys: np.ndarray) -> Optional[float]:
 def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
             metrics: Sequence[str], n_boot: int = 200, holdout_fraction: float = 0.3,
             include_k0: bool = False, seed: int = 0) -> dict:
-  """Every fit and comparison of a sweep, JSON-ready after ``scaling._jsonable``.
+  """Every fit and comparison of a sweep, JSON-ready after ``fits_lib._jsonable``.
 
   Args:
     rows: rows from ``sweep.collect`` (or synthetic rows of the same fields).
@@ -253,7 +253,7 @@ def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
       del s["values"]
     res["summary"] = summary
     out[metric] = res
-  return scaling._jsonable(out)  # pylint: disable=protected-access
+  return fits_lib._jsonable(out)  # pylint: disable=protected-access
 
 
 def _iso_flop(res, groups, summary, base) -> dict:

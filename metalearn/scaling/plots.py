@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from metalearn import scaling  # noqa: E402
+from metalearn.scaling import fits as fits_lib  # noqa: E402
 
 COLORS = {"power_law_floor": "C0", "power_law": "C2", "sigmoid_log": "C3", "m4": "C4"}
 LABELS = {"error": "error (1 − accuracy)", "loss": "query loss"}
@@ -61,7 +61,7 @@ def _test_time_panel(ax, tt: dict, metric: str) -> None:
       continue
     m = f["model"]
     d = f["delta_ic"]
-    ax.plot(grid, scaling.predict(m, grid, f["params"]), color=COLORS[m], lw=1.2,
+    ax.plot(grid, fits_lib.predict(m, grid, f["params"]), color=COLORS[m], lw=1.2,
             label=f"{m} (ΔAIC {d:.1f})")
     b = tt["bootstrap"].get(m, {})
     if "curve_low" in b and b["curve_low"] and b["curve_low"][0] is not None:
@@ -73,7 +73,7 @@ def _test_time_panel(ax, tt: dict, metric: str) -> None:
       continue
     split = e["c_split"]
     xs = np.geomspace(split, c.max(), 50)
-    ax.plot(xs, scaling.predict(m, xs, e["fit"]["params"]), color=COLORS[m], ls="--",
+    ax.plot(xs, fits_lib.predict(m, xs, e["fit"]["params"]), color=COLORS[m], ls="--",
             lw=1.2, label=f"{m} fitted below split (RMSE {e['rmse']:.3g})")
   if split is not None:
     ax.axvspan(split, c.max() * 1.2, color="0.85", alpha=0.5, lw=0,

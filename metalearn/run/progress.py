@@ -25,7 +25,8 @@ from typing import Optional
 import jax
 
 from metalearn import atomic
-from metalearn import provenance
+from metalearn.run import provenance
+from metalearn.run import workdir as workdir_lib
 
 
 class Progress:
@@ -40,7 +41,7 @@ class Progress:
         was recorded after it (steps redone now) is dropped.
       machine: where this invocation runs (default: ``provenance.machine()``).
     """
-    self.path = os.path.join(workdir, "progress.json")
+    self.path = workdir_lib.path(workdir, workdir_lib.PROGRESS)
     self.before, self.history, self.segments = 0.0, [], []
     if start_step and os.path.exists(self.path):
       with open(self.path) as f:
@@ -67,11 +68,7 @@ class Progress:
 
 
 def _read(workdir: str) -> Optional[dict]:
-  path = os.path.join(workdir, "progress.json")
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
+  return workdir_lib.read_json(workdir, workdir_lib.PROGRESS)
 
 
 def _history(info: dict) -> dict[int, float]:

@@ -3,15 +3,15 @@ r"""Published vs reproduced results, and their learning curves, from committed r
 Each result dir holds what a run wrote: ``config.json``, ``metrics.jsonl`` (training and
 validation metrics), ``progress.json`` (training seconds summed over resumed invocations,
 and the machines they ran on), ``run.json`` (commands, dates, machine),
-``eval/rows_step<S>_seed<E>_<protocol>.jsonl`` (``train.eval_file_stem``) and the
+``eval/rows_step<S>_seed<E>_<protocol>.jsonl`` (``metalearn.run.workdir``) and the
 checkpoint. The table reports the evaluation under the config's own seed and protocol,
 lists the same checkpoint scored on other seeds and under other protocols beside it, and
 splits the training time by machine. A ``published.json`` beside them names the paper's
 figure:
 ``{"setting": ..., "published": "98.7 ± 0.4", "source": "Finn et al. 2017"}``.
 
-  python -m experiments.results_table results/omniglot_*                # the table
-  python -m experiments.results_table --plot=results/omniglot_curves.png results/omniglot_*
+  python -m launch.results_table results/omniglot_*                # the table
+  python -m launch.results_table --plot=results/omniglot_curves.png results/omniglot_*
 """
 
 import dataclasses
@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shlex
-import sys
 import textwrap
 
 from absl import app
@@ -29,9 +28,10 @@ from absl import flags
 import ml_collections
 import numpy as np
 
-from metalearn import builders
-from metalearn import progress
-from metalearn import scaling_plots
+from launch import cli
+from metalearn import config as config_lib
+from metalearn.run import progress
+from metalearn.scaling import plots
 
 _PLOT = flags.DEFINE_string("plot", "", "Also write the learning curves to this PNG.")
 _EVAL_FILE = re.compile(r"rows_step(\d+)_seed(\d+)(_\w+)?\.jsonl$")
@@ -43,7 +43,7 @@ _BN_WORDS = {"transductive": "query-batch BN statistics",
              "transductive_joint": "support+query BN statistics"}
 _ROTATE_WORDS = {True: "classes turned by random quarter turns",
                  False: "classes not turned"}
-_DEFAULT_BN = builders.base_config().bn_mode  # Files written before the key existed.
+_DEFAULT_BN = config_lib.base_config().bn_mode  # Files written before the key existed.
 
 Protocol = tuple[int, int, int, int, str, bool]
 
@@ -59,13 +59,15 @@ def protocol(row: dict) -> Protocol:
 def config_protocol(config: dict) -> Protocol:
   """The protocol of a run's own evaluation (``config.json``)."""
   bn = config["eval"].get("bn_mode") or config.get("bn_mode", _DEFAULT_BN)
-  return builders.eval_protocol(ml_collections.ConfigDict(config)) + (
-      bn, bool(config["eval"].get("rotate", False)))
+  c = ml_collections.ConfigDict(config)
+  e = c.eval
+  return (e.ways or c.ways, e.shots or c.shots, e.queries or c.queries,
+          max(config_lib.eval_steps(c)), bn, bool(config["eval"].get("rotate", False)))
 
 
 def evaluations(result_dir: str) -> list[dict]:
   """The accuracy row at the largest test-time k of every evaluation file
-  (``train.eval_file_stem``: one per checkpoint, seed and protocol), by step and seed.
+  (``metalearn.run.workdir``: one per checkpoint, seed and protocol), by step and seed.
   A file whose rows name another checkpoint or seed than its name is an error."""
   out = []
   for path in glob.glob(os.path.join(result_dir, "eval", "rows_step*_seed*.jsonl")):
@@ -294,7 +296,7 @@ def plot_learning_curves(result_dirs: list[str], path: str) -> None:
             f"from the committed files in {', '.join(result_dirs)}; training ran on "
             f"{', '.join(sorted(machines))} (CPU only), sharing its two cores with "
             "other runs (loads in run.json).")
-  scaling_plots.save_figure(fig, path, footer)
+  plots.save_figure(fig, path, footer)
 
 
 def main(argv):
@@ -306,8 +308,7 @@ def main(argv):
     if _PLOT.value:
       plot_learning_curves(result_dirs, _PLOT.value)
   except (ValueError, OSError) as e:
-    print(f"error: {e}", file=sys.stderr, flush=True)
-    sys.exit(2)
+    cli.fail(str(e))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,69 @@
+"""The task-family protocol and the record that registers a kind of task by name.
+
+A task family is a distribution over few-shot tasks (learned_optimization's sense):
+
+  family.sample(key, data, num_tasks) -> Episode   # a meta-batch, sampled on the device
+  family.input_shape() -> tuple                     # one input example's shape
+  family.load(split) -> data                        # the split's device data (or None)
+
+``data`` is what ``load`` returned (``None`` for synthetic families): passed to
+``sample`` as an argument so a jitted step keeps it out of its constants. A
+``TaskKind`` builds the training and evaluation families of a config; the kinds are
+registered in ``metalearn.tasks`` under the names ``config.task`` takes.
+"""
+
+import dataclasses
+from typing import Any, Callable, Optional, Protocol
+
+import jax
+
+from metalearn.tasks.episode import Episode
+
+
+class TaskFamily(Protocol):
+  """What the meta-step, evaluation and FLOP counting need of a task family."""
+
+  def sample(self, key: jax.Array, data: Any, num_tasks: int) -> Episode:
+    ...
+
+  def input_shape(self) -> tuple[int, ...]:
+    ...
+
+  def load(self, split: str) -> Any:
+    ...
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskKind:
+  """How a config becomes task families.
+
+  Attributes:
+    name: the value of ``config.task``.
+    make: ``make(config, evaluation) -> TaskFamily``; with ``evaluation`` the family of
+      ``config.eval`` (its ways, shots, queries, rotation; fresh tasks only).
+    loss: the loss its models train with ('mse' or 'xent'), checked against the model.
+    data_name: ``data_name(config)``, the data set named in evaluation rows.
+    size_keys: config keys that set how many distinct meta-training tasks or classes
+      there are (the data axis of the compute-scaling sweep).
+    check: extra config checks, ``check(config)`` raising ``ConfigError``.
+  """
+
+  name: str
+  make: Callable[[Any, bool], TaskFamily]
+  loss: str
+  data_name: Callable[[Any], str]
+  size_keys: tuple[str, ...] = ()
+  check: Optional[Callable[[Any], None]] = None
+
+
+def abstract_episodes(family: TaskFamily, num_tasks: int) -> Episode:
+  """The shapes and dtypes of a meta-batch, without data or compilation."""
+  return jax.eval_shape(lambda k: family.sample(k, abstract_data(family), num_tasks),
+                        jax.random.key(0))
+
+
+def abstract_data(family: TaskFamily) -> Any:
+  """A stand-in for the family's data, shapes only (``family.abstract_data()`` if it
+  has one; None for synthetic families)."""
+  make = getattr(family, "abstract_data", None)
+  return None if make is None else make()
