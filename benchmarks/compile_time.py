@@ -21,7 +21,7 @@ import numpy as np
 from benchmarks import meta_step
 from benchmarks import report
 from metalearn import compiler
-from metalearn import provenance
+from metalearn.run import provenance
 
 _K = flags.DEFINE_integer("K", 1, "Inner steps.")
 _OPT = flags.DEFINE_integer("opt_level", -1, "xla_backend_optimization_level; -1 default.")

@@ -46,7 +46,7 @@ from benchmarks import report
 from metalearn import flops
 from metalearn import learner as learner_lib
 from metalearn import outer
-from metalearn import provenance
+from metalearn.run import provenance
 from metalearn.inner import InnerConfig
 from metalearn.models import conv4
 from metalearn.tasks import sampling

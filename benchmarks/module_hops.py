@@ -1,12 +1,14 @@
 r"""Counts module hops from the training entry point to the first metrics row on disk.
 
-  python -m benchmarks.module_hops [--config=experiments/sinusoid.py:smoke]
+  python -m benchmarks.module_hops [--config=experiments/sinusoid.py:smoke] [--trace]
 
 Runs ``launch.main`` in this process under ``sys.setprofile`` and records, for every
 Python call into a file of this repository, the module it lands in. A hop is a call
 whose module differs from the caller's module, counted until the metrics writer writes
 its first row; tracing the jitted meta-step is included (its Python runs once). It
-prints the hop count, the modules entered and how often each was entered.
+prints the hop count (all of them, and those of the assembly before the meta-step is first
+traced, which excludes the maths the trace runs through), the modules entered and how
+often each was entered.
 """
 
 import collections
@@ -37,10 +39,12 @@ def main():
   from launch import main as launch_main  # pylint: disable=g-import-not-at-top
   workdir = tempfile.mkdtemp()
   # config_flags reads its overrides from sys.argv.
+  trace = "--trace" in sys.argv
   sys.argv = [sys.argv[0], f"--config={config}", f"--workdir={workdir}",
               "--config.log_every=1", "--config.val.every=0"]
   app.parse_flags_with_usage(sys.argv)
   hops, entered = [], collections.Counter()
+  assembly = []  # The hops before the meta-step is first traced: config to a running loop.
 
   def profile(frame, event, arg):
     del arg
@@ -53,6 +57,8 @@ def main():
     while caller is not None and _module(caller.f_code.co_filename) is None:
       caller = caller.f_back
     src = None if caller is None else _module(caller.f_code.co_filename)
+    if frame.f_code.co_name == "step" and mod.endswith(".outer") and not assembly:
+      assembly.extend(hops)
     if src != mod:
       hops.append((src, mod))
       entered[mod] += 1
@@ -67,7 +73,12 @@ def main():
   finally:
     sys.setprofile(None)
   print(f"module hops from launch.main.main to the first metrics row: {len(hops)} "
-        f"({len(set(hops))} distinct caller -> callee pairs)")
+        f"({len(set(hops))} distinct caller -> callee pairs); before the meta-step is "
+        f"first traced (assembly: config, data, state, checkpoints, writers): "
+        f"{len(assembly)} ({len(set(assembly))} distinct)")
+  if trace:
+    for src, mod in hops:
+      print(f"  {src} -> {mod}")
   print(f"modules entered: {len(entered)}")
   for mod, n in entered.most_common():
     print(f"  {n:3d}  {mod}")

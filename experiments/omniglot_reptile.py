@@ -27,8 +27,9 @@ What the authors' code does, and so do we:
 Meta-training keeps ``bn_mode='transductive_joint'`` (the training query is scored
 with the support set's examples in its batch). Reptile's update never uses the query,
 so this only changes the logged training accuracy; it is kept because the committed
-checkpoints were trained under it. Until 2026-11-23 evaluation used it too: those
-results stay in ``results/omniglot_reptile_5w1s/eval`` as another protocol.
+checkpoints were trained under it. Evaluations scored under it (their rows say
+``eval_bn_mode``) are another protocol, kept beside the result in
+``results/omniglot_reptile_5w1s/eval``.
 
 Differences: our MAML split trains on 1,100 characters (the authors' split 1,200) and
 keeps 100 for validation; the 1 query per class sampled in meta-training tasks is only

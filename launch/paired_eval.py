@@ -27,13 +27,12 @@ from launch import cli
 from metalearn import stats
 from metalearn.run import workdir as workdir_lib
 
-# Settings that fix which episodes an evaluation drew.
-EPISODE_KEYS = ("data", "split", "seed", "batch", "ways", "shots", "queries")
+EPISODE_KEYS = workdir_lib.EPISODE_KEYS
 
 
 def episode_settings(npz_path: str) -> dict:
   """The settings of the evaluation file ``npz_path`` that fix which episodes it drew,
-  from the rows written beside it (``workdir.evaluation_of``; rows written before
+  from the rows written beside it (``workdir.episode_settings``; rows written before
   ``eval_batch`` was recorded take the run's ``eval.batch`` from its ``config.json``).
 
   Raises:
@@ -44,10 +43,7 @@ def episode_settings(npz_path: str) -> dict:
   if not os.path.exists(rows_path):
     raise ValueError(f"{npz_path}: no rows file {rows_path} beside it (an evaluation "
                      "writes both)")
-  e = workdir_lib.evaluation_of(rows_path)
-  p = e.protocol
-  return dict(data=e.rows()[0].get("data"), split=p.split, seed=p.seed, batch=p.batch,
-              ways=p.ways, shots=p.shots, queries=p.queries)
+  return workdir_lib.episode_settings(rows_path)
 
 
 def paired_difference(first: str, second: str, metric: str = "accuracy"

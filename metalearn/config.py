@@ -89,15 +89,28 @@ def frozen_modules(c: ml_collections.ConfigDict) -> tuple[str, ...]:
   return tuple(n.strip() for n in c.inner.frozen.split(",") if n.strip())
 
 
-def validate(c: ml_collections.ConfigDict) -> None:
-  """Raises ConfigError, naming the key, for values no run can use."""
-  _check(c.task in tasks.names(), "task", f"{c.task!r} is not one of {tasks.names()}")
-  _check(c.model.name in models.MODELS, "model.name",
-         f"{c.model.name!r} not in {tuple(models.MODELS)}")
-  _check(c.algorithm in algorithms.names(), "algorithm",
-         f"{c.algorithm!r} not in {algorithms.names()}")
-  kind, model = tasks.get(c.task), models.get(c.model.name)
-  algorithm = algorithms.get(c.algorithm)
+@dataclasses.dataclass(frozen=True)
+class Records:
+  """The registered records a config names."""
+
+  task: tasks.TaskKind
+  model: models.ModelKind
+  algorithm: algorithms.Algorithm
+
+
+def _lookup(get, names, value, key):
+  try:
+    return get(value)
+  except ValueError:
+    raise ConfigError(f"config.{key}: {value!r} not in {names()}") from None
+
+
+def validate(c: ml_collections.ConfigDict) -> Records:
+  """Raises ConfigError, naming the key, for values no run can use; returns the
+  records the config names."""
+  kind = _lookup(tasks.get, tasks.names, c.task, "task")
+  model = _lookup(models.get, lambda: tuple(models.MODELS), c.model.name, "model.name")
+  algorithm = _lookup(algorithms.get, algorithms.names, c.algorithm, "algorithm")
   _check(model.loss == kind.loss, "model.name",
          f"{c.model.name!r} trains with the {model.loss} loss; {c.task} tasks need a "
          f"model with the {kind.loss} loss "
@@ -160,6 +173,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
     kind.check(c)
   if algorithm.check is not None:
     algorithm.check(c)
+  return Records(kind, model, algorithm)
 
 
 def eval_steps(c: ml_collections.ConfigDict) -> tuple[int, ...]:

@@ -34,6 +34,11 @@ class InnerConfig:
     remat: rematerialise each inner step in the backward pass.
     adam_b1: Adam's β1 for the inner loop (Reptile used 0).
     adam_b2: Adam's β2 for the inner loop.
+    adam_eps_root: added under the square root of Adam's second moment, as optax's
+      ``eps_root``. Needed to differentiate through Adam (second-order inner Adam):
+      at a zero second moment (a parameter whose gradient is exactly zero) sqrt has
+      an infinite derivative, and inf * 0 makes the meta-gradient NaN. 0 keeps
+      plain Adam.
     unroll: unroll the scan (for FLOP counting: XLA's cost analysis counts a loop
       body once whatever its trip count).
     batch_size: support examples per inner step, 0 for the whole support set.
@@ -57,6 +62,7 @@ class InnerConfig:
   remat: bool = False
   adam_b1: float = 0.0
   adam_b2: float = 0.999
+  adam_eps_root: float = 0.0
   unroll: bool = False
   batch_size: int = 0
   carry_state: bool = False
@@ -70,12 +76,15 @@ class InnerConfig:
       raise ValueError(f"inner steps={self.steps}: must be >= 0")
     if self.batch_size < 0:
       raise ValueError(f"inner batch_size={self.batch_size}: must be >= 0")
+    if not self.adam_eps_root >= 0:  # Also rejects NaN.
+      raise ValueError(f"inner adam_eps_root={self.adam_eps_root}: must be >= 0")
 
   def make_optimizer(self) -> optax.GradientTransformation:
     if self.optimizer == "sgd":
       opt = optax.sgd(self.lr)
     else:
-      opt = optax.adam(self.lr, b1=self.adam_b1, b2=self.adam_b2)
+      opt = optax.adam(self.lr, b1=self.adam_b1, b2=self.adam_b2,
+                       eps_root=self.adam_eps_root)
     if not self.frozen:
       return opt
     return optax.multi_transform({"adapt": opt, "frozen": optax.set_to_zero()},

@@ -103,7 +103,8 @@ def make_meta_step(*, learner: Learner, algorithm: Algorithm | str, inner: Inner
   Returns:
     ``step(state, data, key, log) -> (state, metrics)``; metrics are device scalars.
   """
-  algorithm = algorithms.get(algorithm)
+  if isinstance(algorithm, str):
+    algorithm = algorithms.get(algorithm)
   meta_grad = functools.partial(algorithm.meta_grad, learner=learner, inner=inner)
   task_map = resolve_task_map(task_map, sharded=task_sharding is not None)
   if inner.carry_state:

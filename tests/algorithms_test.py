@@ -54,7 +54,7 @@ def test_maml_matches_central_finite_differences(steps, model):
       theta = learner.init(key, episode.support_x)
       lr = 0.3
     inner = InnerConfig(steps=steps, lr=lr)
-    grads, _ = jax.jit(lambda t: algorithms.maml_meta_grad(
+    grads, _ = jax.jit(lambda t: algorithms.maml.maml_meta_grad(
         t, episode, key, learner=learner, inner=inner))(theta)
     objective = jax.jit(lambda t: _query_loss_after(learner, inner, t, episode))
     leaves, treedef = jax.tree.flatten(theta)
@@ -82,7 +82,7 @@ def test_zero_inner_lr_gives_query_gradient_for_maml_and_fomaml():
   # on the CPU's summation order): absolute tolerance a few ulps of the largest entry.
   atol = 8 * np.finfo(np.float32).eps * max(float(jnp.abs(g).max())
                                             for g in jax.tree.leaves(direct))
-  for fn in (algorithms.maml_meta_grad, algorithms.fomaml_meta_grad):
+  for fn in (algorithms.maml.maml_meta_grad, algorithms.maml.fomaml_meta_grad):
     grads, _ = jax.jit(lambda t, f=fn: f(t, episode, key, learner=learner, inner=inner))(theta)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=atol),
                  grads, direct)
@@ -119,9 +119,9 @@ def test_first_order_maml_is_maml_without_second_order_terms_on_a_quadratic():
   fomaml_expected = b_mat @ (p1 - b)  # Second-order term αA dropped.
   kw = dict(learner=QuadraticLearner(), inner=InnerConfig(steps=1, lr=lr))
   key = jax.random.key(0)
-  maml, _ = algorithms.maml_meta_grad(theta, ep, key, **kw)
-  fomaml, _ = algorithms.fomaml_meta_grad(theta, ep, key, **kw)
-  maml_fo, _ = algorithms.maml_meta_grad(
+  maml, _ = algorithms.maml.maml_meta_grad(theta, ep, key, **kw)
+  fomaml, _ = algorithms.maml.fomaml_meta_grad(theta, ep, key, **kw)
+  maml_fo, _ = algorithms.maml.maml_meta_grad(
       theta, ep, key, learner=QuadraticLearner(),
       inner=InnerConfig(steps=1, lr=lr, first_order=True))
   np.testing.assert_allclose(maml, maml_expected, rtol=1e-5)
@@ -133,7 +133,7 @@ def test_first_order_maml_is_maml_without_second_order_terms_on_a_quadratic():
 def test_reptile_one_sgd_step_is_scaled_support_gradient():
   ep, theta, (a_mat, a, _, _, theta_np) = _quadratic_problem(seed=1)
   lr = 0.05
-  grads, _ = algorithms.reptile_meta_grad(
+  grads, _ = algorithms.reptile.reptile_meta_grad(
       theta, ep, jax.random.key(0), learner=QuadraticLearner(),
       inner=InnerConfig(steps=1, lr=lr))
   np.testing.assert_allclose(grads, lr * a_mat @ (theta_np - a), rtol=1e-5, atol=1e-6)
@@ -141,7 +141,7 @@ def test_reptile_one_sgd_step_is_scaled_support_gradient():
 
 def test_reptile_adam_moves_towards_support_minimum():
   ep, theta, (_, a, _, _, theta_np) = _quadratic_problem(seed=2)
-  grads, _ = algorithms.reptile_meta_grad(
+  grads, _ = algorithms.reptile.reptile_meta_grad(
       theta, ep, jax.random.key(0), learner=QuadraticLearner(),
       inner=InnerConfig(steps=200, lr=0.05, optimizer="adam"))
   adapted = theta_np - np.asarray(grads)
@@ -178,7 +178,7 @@ def test_reptile_minibatch_steps_match_a_hand_written_adam_loop():
   inner = InnerConfig(steps=4, lr=0.01, optimizer="adam", adam_b1=0.0, adam_b2=0.999,
                       batch_size=3)
   key = jax.random.key(7)
-  grads, _ = algorithms.reptile_meta_grad(theta, episode, key, learner=learner,
+  grads, _ = algorithms.reptile.reptile_meta_grad(theta, episode, key, learner=learner,
                                           inner=inner)
   idx = np.asarray(algorithms.reptile.minibatch_indices(key, 10, 3, 4))
   p, v = theta, jax.tree.map(jnp.zeros_like, theta)
@@ -192,7 +192,7 @@ def test_reptile_minibatch_steps_match_a_hand_written_adam_loop():
   expected = jax.tree.map(lambda a, b: a - b, theta, p)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
                grads, expected)
-  full, _ = algorithms.reptile_meta_grad(theta, episode, key, learner=learner,
+  full, _ = algorithms.reptile.reptile_meta_grad(theta, episode, key, learner=learner,
                                          inner=dataclasses.replace(inner, batch_size=0))
   assert not np.allclose(jax.tree.leaves(full)[0], jax.tree.leaves(grads)[0])
 
@@ -201,9 +201,9 @@ def test_reptile_with_the_whole_support_as_minibatch_is_full_batch_reptile():
   # A batch of all n examples is a permutation of the support set: same mean loss.
   learner, episode, theta = _reptile_mlp_problem()
   inner = InnerConfig(steps=3, lr=0.02, optimizer="adam")
-  full, _ = algorithms.reptile_meta_grad(theta, episode, jax.random.key(0),
+  full, _ = algorithms.reptile.reptile_meta_grad(theta, episode, jax.random.key(0),
                                          learner=learner, inner=inner)
-  shuffled, _ = algorithms.reptile_meta_grad(
+  shuffled, _ = algorithms.reptile.reptile_meta_grad(
       theta, episode, jax.random.key(0), learner=learner,
       inner=dataclasses.replace(inner, batch_size=10))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7),
@@ -214,7 +214,7 @@ def test_reptile_with_the_whole_support_as_minibatch_is_full_batch_reptile():
 def test_minibatch_inner_steps_are_refused_outside_reptile(name):
   learner, episode, theta = _reptile_mlp_problem()
   with pytest.raises(ValueError, match="batch_size=3"):
-    algorithms.get(name)(theta, episode, jax.random.key(0), learner=learner,
+    algorithms.get(name).meta_grad(theta, episode, jax.random.key(0), learner=learner,
                          inner=InnerConfig(steps=1, lr=0.01, batch_size=3))
 
 
@@ -223,7 +223,7 @@ def test_remat_gives_the_same_gradients():
   learner = learner_lib.Learner(conv4.Conv4(3, filters=4, depth=2), "xent")
   episode = _image_episode(key)
   theta = learner.init(key, episode.support_x)
-  run = lambda inner: jax.jit(lambda t: algorithms.maml_meta_grad(
+  run = lambda inner: jax.jit(lambda t: algorithms.maml.maml_meta_grad(
       t, episode, key, learner=learner, inner=inner))(theta)
   plain, _ = run(InnerConfig(steps=4, lr=0.3))
   remat, _ = run(InnerConfig(steps=4, lr=0.3, remat=True))

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 
 from experiments import compute_scaling
-from metalearn import scaling
-from metalearn import scaling_analysis
-from metalearn import scaling_report
-from metalearn import sweep
+from metalearn.scaling import fits as fits_lib
+from metalearn.scaling import analysis as analysis_lib
+from metalearn.scaling import report as report_lib
+from metalearn.scaling import sweep
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _run_smoke(workdir):
-  cmd = [sys.executable, "-m", "experiments.compute_scaling",
+  cmd = [sys.executable, "-m", "launch.compute_scaling",
          "--config=experiments/compute_scaling.py:smoke", f"--workdir={workdir}"]
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
                         env=dict(os.environ, JAX_PLATFORMS="cpu"))
@@ -75,7 +75,7 @@ def test_smoke_sweep_writes_rows_fits_plots_and_report(smoke):
   with open(os.path.join(workdir, "fits.json")) as f:
     fits = json.load(f)
   assert {f["model"] for f in fits["loss"]["test_time"]["compare"]} == set(
-      scaling.DEFAULT_MODELS)
+      fits_lib.DEFAULT_MODELS)
   with open(os.path.join(workdir, "report.md")) as f:
     text = f.read()
   for needle in ("## Provenance", "load average", "ΔAIC", "Extrapolation",
@@ -112,7 +112,7 @@ def _synthetic(model, params, seed=0, episodes=100, sd=0.03):
   """Rows and per-episode values of a base point whose mean error follows ``model``."""
   rng = np.random.default_rng(seed)
   compute = np.concatenate([[1e5], np.logspace(6, 11, 21)])  # k = 0, then 21 points.
-  truth = scaling.predict(model, compute, params)
+  truth = fits_lib.predict(model, compute, params)
   values = truth[None, :] + rng.normal(0.0, sd, (episodes, len(compute)))
   rows = []
   for k, (c, v) in enumerate(zip(compute, values.T)):
@@ -124,9 +124,9 @@ def _synthetic(model, params, seed=0, episodes=100, sd=0.03):
 
 
 def _report(rows, values):
-  fits = scaling_analysis.analyse(rows, values, metrics=("error",), n_boot=10,
+  fits = analysis_lib.analyse(rows, values, metrics=("error",), n_boot=10,
                                   holdout_fraction=12 / 21)
-  return scaling_report.markdown(fits, {"title": "synthetic"})
+  return report_lib.markdown(fits, {"title": "synthetic"})
 
 
 def test_report_says_power_law_extrapolates_worse_when_truth_is_sigmoid():
@@ -152,18 +152,18 @@ def _fake_fits(aic_plf, aic_sig):
 
 
 def test_aic_statement_thresholds():
-  assert "indistinguishable" in scaling_report.aic_statement(_fake_fits(-50.0, -49.0))
-  text = scaling_report.aic_statement(_fake_fits(-50.0, -45.0))
+  assert "indistinguishable" in report_lib.aic_statement(_fake_fits(-50.0, -49.0))
+  text = report_lib.aic_statement(_fake_fits(-50.0, -45.0))
   assert text.startswith("the data favour the power law with floor")
-  text = scaling_report.aic_statement(_fake_fits(-50.0, -70.0))
+  text = report_lib.aic_statement(_fake_fits(-50.0, -70.0))
   assert text.startswith("the data strongly favour the sigmoid")
 
 
 def test_monotone_statement_flags_a_rise_beyond_the_cis():
-  assert scaling_report.monotone_statement([1, 2, 4], [0.5, 0.3, 0.2],
+  assert report_lib.monotone_statement([1, 2, 4], [0.5, 0.3, 0.2],
                                            [0.02] * 3, "k_train") is None
-  assert scaling_report.monotone_statement([1, 2, 4], [0.5, 0.3, 0.31],
+  assert report_lib.monotone_statement([1, 2, 4], [0.5, 0.3, 0.31],
                                            [0.02] * 3, "k_train") is None  # Within CI.
-  text = scaling_report.monotone_statement([1, 4, 16], [0.5, 0.1, 0.2], [0.02] * 3,
+  text = report_lib.monotone_statement([1, 4, 16], [0.5, 0.1, 0.2], [0.02] * 3,
                                            "k_train")
   assert "lowest at k_train=4" in text and "k_train=16" in text

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from metalearn import metrics_writer
+from metalearn.run import metrics_writer
+from metalearn.run import workdir
 
 
 def test_tensorboard_wall_times_reads_back_each_logged_step(tmp_path):
@@ -46,15 +47,15 @@ def test_frames_are_checked_with_tfrecords_masked_crc32c():
   assert masked_crc32c(b"123456789") == (((crc >> 15) | (crc << 17)) + 0xA282EAD8) % 2**32
 
 
-def test_read_rows_leaves_out_a_row_being_written_and_names_a_corrupt_line(tmp_path):
+def test_read_metrics_leaves_out_a_row_being_written_and_names_a_corrupt_line(tmp_path):
   writer = metrics_writer.MetricWriter(str(tmp_path), tensorboard=False)
   for step in (100, 200):
     writer.write(step, dict(loss=1.0 / step))
   path = tmp_path / "metrics.jsonl"
   with open(path, "a") as f:
     f.write('{"step": 300, "lo')  # A live run's append, caught half-way.
-  assert [r["step"] for r in metrics_writer.read_rows(str(path))] == [100, 200]
+  assert [r["step"] for r in workdir.read_metrics(str(tmp_path))] == [100, 200]
   lines = path.read_text().splitlines(keepends=True)
   path.write_text(lines[0] + "{not json\n" + lines[1])
   with pytest.raises(ValueError, match=r"metrics.jsonl:2: not a JSON row"):
-    metrics_writer.read_rows(str(path))
+    workdir.read_metrics(str(tmp_path))

@@ -37,7 +37,7 @@ def test_conv_formulations_agree_on_second_order_maml_gradients():
     learner = learner_lib.Learner(conv4.Conv4(3, filters=4, depth=3, conv_impl=impl),
                                   "xent")
     theta = learner.init(jax.random.key(3), ep.support_x)
-    grads[impl], _ = jax.jit(lambda t, e, l=learner: algorithms.maml_meta_grad(
+    grads[impl], _ = jax.jit(lambda t, e, l=learner: algorithms.maml.maml_meta_grad(
         t, e, key, learner=l, inner=InnerConfig(steps=2, lr=0.4)))(theta, ep)
   for impl in impls:
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-5),

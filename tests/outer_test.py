@@ -41,7 +41,7 @@ def test_vmapped_meta_step_equals_average_of_per_task_loop(algorithm, task_map):
   k_tasks, k_alg = jax.random.split(jax.random.fold_in(key, 0))
   episodes = FAMILY.sample(k_tasks, None, meta_batch)
   task_keys = jax.random.split(k_alg, meta_batch)
-  fn = algorithms.get(algorithm)
+  fn = algorithms.get(algorithm).meta_grad
   per_task = [fn(state.theta, jax.tree.map(lambda x: x[i], episodes), task_keys[i],
                  learner=LEARNER, inner=inner) for i in range(meta_batch)]
   mean_grad = jax.tree.map(lambda *g: sum(g) / meta_batch, *[g for g, _ in per_task])
@@ -85,7 +85,7 @@ def test_inner_scan_program_size_does_not_grow_with_steps():
   episode = jax.tree.map(lambda x: x[0], FAMILY.sample(jax.random.key(0), None, 1))
 
   def size(steps):
-    fn = lambda t: algorithms.maml_meta_grad(
+    fn = lambda t: algorithms.maml.maml_meta_grad(
         t, episode, jax.random.key(0), learner=LEARNER,
         inner=InnerConfig(steps=steps, lr=0.01))
     # The step count appears only as the scan's length literal.
@@ -147,7 +147,7 @@ def test_carried_state_is_refused_where_it_cannot_hold():
     outer.make_meta_step(learner=LEARNER, algorithm="maml", inner=inner,
                          optimizer=optax.sgd(1.0), task_family=FAMILY, meta_batch=2)
   with pytest.raises(ValueError, match="carry_state"):
-    algorithms.reptile_meta_grad(
+    algorithms.reptile.reptile_meta_grad(
         LEARNER.init(jax.random.key(0), jnp.zeros((5, 1))),
         jax.tree.map(lambda x: x[0], FAMILY.sample(jax.random.key(0), None, 1)),
         jax.random.key(0), learner=LEARNER, inner=inner)

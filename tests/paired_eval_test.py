@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import paired_eval
+from launch import paired_eval
 
 _SETTINGS = dict(data="omniglot", eval_split="test", eval_seed=1, eval_batch=50,
                  eval_ways=5, eval_shots=1, eval_queries=1, checkpoint_step=5,
@@ -15,7 +15,7 @@ _SETTINGS = dict(data="omniglot", eval_split="test", eval_seed=1, eval_batch=50,
 
 
 def _write(path, accuracy_at_last_k, **settings):
-  """An evaluation file pair as ``train.evaluate`` writes it: ``.npz`` and rows."""
+  """An evaluation file pair as ``metalearn.run.scoring`` writes it: ``.npz`` and rows."""
   acc = np.stack([np.zeros_like(accuracy_at_last_k), accuracy_at_last_k], axis=1)
   np.savez(path, eval_steps=np.array([0, 10]), accuracy=acc)
   row = dict(_SETTINGS, **settings, metric="accuracy", k=10)
@@ -73,7 +73,7 @@ def test_files_without_eval_batch_take_it_from_the_run_config(tmp_path):
 def test_command_line_errors_are_one_line(tmp_path):
   first = _write(tmp_path / "a.npz", np.ones(4))
   (tmp_path / "lonely.npz").write_bytes((tmp_path / "a.npz").read_bytes())
-  out = subprocess.run([sys.executable, "-m", "experiments.paired_eval", first,
+  out = subprocess.run([sys.executable, "-m", "launch.paired_eval", first,
                         str(tmp_path / "lonely.npz")], capture_output=True, text=True)
   assert out.returncode == 2
   assert out.stderr.strip().startswith("error: ") and "no rows file" in out.stderr

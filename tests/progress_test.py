@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from metalearn import progress
+from metalearn.run import progress
 
 _INTEL = dict(cpu="Intel CPU", cpu_count=2, backend="cpu")
 _AMD = dict(cpu="AMD CPU", cpu_count=2, backend="cpu")

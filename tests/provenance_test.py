@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from metalearn import provenance
+from metalearn.run import provenance
 
 
 def test_record_run_accumulates_invocations_and_their_seconds(tmp_path):
@@ -23,7 +23,7 @@ def test_machine_reports_the_cores_a_pinned_process_may_use():
   if not hasattr(os, "sched_getaffinity") or os.cpu_count() < 2:
     pytest.skip("needs sched_getaffinity and two cores")
   code = ("import os, json; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
-          "from metalearn import provenance; print(json.dumps(provenance.machine()))")
+          "from metalearn.run import provenance; print(json.dumps(provenance.machine()))")
   out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                        text=True, env=dict(os.environ, JAX_PLATFORMS="cpu")).stdout
   m = json.loads(out.strip().splitlines()[-1])

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from experiments import results_table
+from launch import results_table
 
 
 def _result_dir(tmp_path):

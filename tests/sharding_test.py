@@ -12,10 +12,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = r"""
 import json, sys, jax
 from experiments import sinusoid
-from metalearn import train
+from metalearn.run import loop
+from metalearn.run import scoring
 c = sinusoid.get_config("smoke")
 c.num_steps, c.meta_batch, c.val.every, c.log_every, c.checkpoint_every = 30, 8, 0, 10, 30
-state = train.train(c, sys.argv[1])
+state = loop.train(c, sys.argv[1])
 print(json.dumps({"devices": jax.device_count(),
                   "theta": [x.tolist() for x in jax.tree.leaves(jax.device_get(state.theta))]}))
 """

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from experiments import sinusoid
-from metalearn import progress as progress_lib
-from metalearn import provenance
-from metalearn import train
+from metalearn.run import progress as progress_lib
+from metalearn.run import provenance
+from metalearn.run import loop
+from metalearn.run import scoring
 from metalearn.errors import CheckpointError
 from metalearn.errors import ConfigError
 from metalearn.errors import DataError
@@ -42,7 +43,7 @@ def _launch(workdir, *overrides):
 
 def _theta(workdir, step):
   c = _config()
-  theta = train.restore_state(c, workdir, step)[0].theta
+  theta = scoring.restore_state(c, workdir, step)[0].theta
   return jax.device_get(theta)
 
 
@@ -55,7 +56,7 @@ def _eval_file(workdir, step):
 
 def test_killed_run_resumes_to_bitwise_identical_parameters(tmp_path):
   steps = 3000
-  ref = train.train(_config(steps), str(tmp_path / "ref"))
+  ref = loop.train(_config(steps), str(tmp_path / "ref"))
 
   workdir = tmp_path / "killed"
   proc = _launch(workdir, f"--config.num_steps={steps}", "--mode=train")
@@ -113,14 +114,14 @@ def test_carried_inner_state_is_checkpointed_and_resumed_exactly(tmp_path):
     c.num_steps, c.val.every, c.log_every, c.checkpoint_every = steps, 0, 50, 100
     c.inner.carry_state, c.outer.schedule, c.outer.lr = True, schedule, 0.5
     return c
-  ref = train.train(config(200), str(tmp_path / "ref"))
-  train.train(config(100), str(tmp_path / "split"))
-  train.train(config(100, "linear"), str(tmp_path / "linear"))
+  ref = loop.train(config(200), str(tmp_path / "ref"))
+  loop.train(config(100), str(tmp_path / "split"))
+  loop.train(config(100, "linear"), str(tmp_path / "linear"))
   with pytest.raises(CheckpointError, match=r"config.num_steps.*linear outer schedule.*"
                      r"ends at num_steps=100\)"):
-    train.train(config(200, "linear"), str(tmp_path / "linear"))
-  resumed = train.train(config(200), str(tmp_path / "split"))
-  restored, step = train.restore_state(config(200), str(tmp_path / "split"))
+    loop.train(config(200, "linear"), str(tmp_path / "linear"))
+  resumed = loop.train(config(200), str(tmp_path / "split"))
+  restored, step = scoring.restore_state(config(200), str(tmp_path / "split"))
   assert step == 200 and jax.tree.leaves(ref.inner_state)
   for state in (resumed, restored):
     for a, b in zip(jax.tree.leaves(jax.device_get((ref.theta, ref.inner_state))),
@@ -141,33 +142,33 @@ def test_bad_inputs_fail_with_one_line_and_nothing_overwritten(tmp_path):
   c = _config(100)
   with pytest.raises(ConfigError, match="config.algorithm"):
     c.algorithm = "mamll"
-    train.train(c, str(tmp_path / "b"))
+    loop.train(c, str(tmp_path / "b"))
   for algorithm, batch in (("maml", 2), ("reptile", 10 ** 6)):
     c = _config(100)
     c.algorithm, c.inner.batch_size = algorithm, batch
     with pytest.raises(ConfigError, match="config.inner.batch_size"):
-      train.train(c, str(tmp_path / "c"))
+      loop.train(c, str(tmp_path / "c"))
   for algorithm, optimizer in (("maml", "adam"), ("reptile", "sgd")):
     c = _config(100)
     c.algorithm, c.inner.optimizer, c.inner.carry_state = algorithm, optimizer, True
     with pytest.raises(ConfigError, match="config.inner.carry_state"):
-      train.train(c, str(tmp_path / "d"))
+      loop.train(c, str(tmp_path / "d"))
 
 
 def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
-  train.train(_config(100), str(tmp_path))  # A finite checkpoint at step 100.
+  loop.train(_config(100), str(tmp_path))  # A finite checkpoint at step 100.
   c = _config(300)
   c.outer.lr = 1e30  # One Adam step moves every weight by ~1e30: the next loss overflows.
   path = tmp_path / "config.json"
   saved = json.loads(path.read_text())
   saved["outer"]["lr"] = c.outer.lr  # Resume the same run with the step size changed.
   path.write_text(json.dumps(saved))
-  with pytest.raises(train.TrainingDiverged) as e:
-    train.train(c, str(tmp_path))
+  with pytest.raises(loop.TrainingDiverged) as e:
+    loop.train(c, str(tmp_path))
   assert "at step 102;" in str(e.value)  # Step 101 makes theta huge, 102's loss is inf.
   assert "last good checkpoint at step 100" in str(e.value)
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["100"]  # None after it.
-  theta = jax.tree.leaves(train.restore_state(c, str(tmp_path))[0].theta)
+  theta = jax.tree.leaves(scoring.restore_state(c, str(tmp_path))[0].theta)
   assert all(np.isfinite(t).all() for t in theta)
   rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
   assert max(r["step"] for r in rows) == 100  # The diverged interval is not logged.
@@ -175,17 +176,17 @@ def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
 
 def test_incompatible_or_unreadable_checkpoint_is_refused(tmp_path):
   c = _config(100)
-  train.train(c, str(tmp_path))
+  loop.train(c, str(tmp_path))
   before = open(tmp_path / "config.json").read()
   other = _config(100)
   other.model.hidden = (20, 20)
   with pytest.raises(CheckpointError, match="config.model.hidden"):
-    train.train(other, str(tmp_path))
+    loop.train(other, str(tmp_path))
   assert open(tmp_path / "config.json").read() == before
   os.remove(tmp_path / "config.json")  # Without the config guard, the leaves are checked.
   with pytest.raises(CheckpointError, match=r"does not match .*\(leaf opt_state/0/mu/"
                      r"Dense_0/bias is \(40,\) float32 there, \(20,\) float32 here\)"):
-    train.train(other, str(tmp_path))
+    loop.train(other, str(tmp_path))
   for data in (tmp_path / "checkpoints" / "100").rglob("d/*"):
     data.write_bytes(b"\0" * data.stat().st_size)  # Metadata intact, arrays unreadable.
   # In a process of its own: orbax's failed reads leave callbacks behind that report
@@ -199,18 +200,18 @@ def test_incompatible_or_unreadable_checkpoint_is_refused(tmp_path):
 
 def test_keys_added_to_the_schema_later_resume_at_their_default(tmp_path):
   c = _config(100)
-  train.train(c, str(tmp_path))
+  loop.train(c, str(tmp_path))
   path = tmp_path / "config.json"
   saved = json.loads(path.read_text())
   del saved["inner"]["batch_size"]  # As written before the key existed.
   path.write_text(json.dumps(saved))
   c.num_steps = 110
-  assert int(train.train(c, str(tmp_path)).step) == 110
+  assert int(loop.train(c, str(tmp_path)).step) == 110
   path.write_text(json.dumps(saved))
   other = _config(110)
   other.algorithm, other.inner.batch_size = "reptile", 2
   with pytest.raises(CheckpointError, match="config.inner.batch_size"):
-    train.train(other, str(tmp_path))
+    loop.train(other, str(tmp_path))
 
 
 OMNIGLOT = os.environ.get("METALEARN_OMNIGLOT_DIR",
@@ -226,8 +227,8 @@ def test_omniglot_smoke_command_from_the_readme(tmp_path):
                         env=dict(os.environ, JAX_PLATFORMS="cpu"))
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "batch-norm mode: transductive" in proc.stderr
-  rows = [json.loads(l) for l in open(
-      tmp_path / "eval" / "rows_step20_seed1_5w1s15q_k3.jsonl")]
+  (path,) = (tmp_path / "eval").glob("rows_step20_seed1_test_5w1s15q_k3_*.jsonl")
+  rows = [json.loads(l) for l in open(path)]
   acc = [r for r in rows if r["metric"] == "accuracy"]
   assert [r["k"] for r in acc] == [0, 1, 2, 3]
   assert all(r["eval_split"] == "test" and r["eval_queries"] == 15 and r["ways"] == 5
@@ -243,24 +244,22 @@ def test_episode_shape_the_split_cannot_supply_is_refused(tmp_path):
   c.data.path = OMNIGLOT
   c.shots, c.queries = 15, 10  # 25 > 20 drawings per character.
   with pytest.raises(DataError, match="shots"):
-    train.train(c, str(tmp_path / "w"))
+    loop.train(c, str(tmp_path / "w"))
   assert not os.path.exists(tmp_path / "w" / "config.json")
 
 
 @pytest.mark.skipif(not os.path.isdir(OMNIGLOT), reason=f"Omniglot not found at {OMNIGLOT}")
 def test_eval_bn_mode_scores_the_same_parameters_under_another_normalisation(tmp_path):
   from experiments import omniglot_reptile  # pylint: disable=g-import-not-at-top
-  from metalearn import builders  # pylint: disable=g-import-not-at-top
+  from metalearn import builder as build_lib  # pylint: disable=g-import-not-at-top
+  from metalearn import config as config_lib  # pylint: disable=g-import-not-at-top
   c = omniglot_reptile.get_config("smoke")  # Trained with bn_mode='transductive_joint'.
   c.data.path, c.eval.episodes, c.eval.steps = OMNIGLOT, 20, 1
   c.eval.bn_mode = ""  # Scored as meta-trained.
-  family = builders.build_task_family(c)
-  learner = builders.build_learner(c)
-  state = train.init_state(c, learner, family, builders.load_data(c, "train", family),
-                           builders.build_outer_optimizer(c))
+  state = build_lib.build(c).init_state()
 
   def scores(config, workdir=tmp_path):
-    rows = train.evaluate(config, str(workdir), step=0, state=state)
+    rows = scoring.evaluate(config, str(workdir), step=0, state=state)
     return {(r["metric"], r["k"]): r["mean"] for r in rows}, rows[0]["eval_bn_mode"]
 
   joint, joint_mode = scores(c)
@@ -275,20 +274,19 @@ def test_eval_bn_mode_scores_the_same_parameters_under_another_normalisation(tmp
   assert override[("loss", 0)] != joint[("loss", 0)]  # ...which normalises differently.
   c_rot = c.copy_and_resolve_references()
   c_rot.eval.rotate = True  # The same episodes with each class turned (sampling_test).
-  rotated_rows = train.evaluate(c_rot, str(tmp_path), step=0, state=state)
+  rotated_rows = scoring.evaluate(c_rot, str(tmp_path), step=0, state=state)
   assert all(r["eval_rotate"] for r in rotated_rows) and not any(
-      r["eval_rotate"] for r in train.evaluate(c, str(tmp_path), step=0, state=state))
+      r["eval_rotate"] for r in scoring.evaluate(c, str(tmp_path), step=0, state=state))
   rotated = {(r["metric"], r["k"]): r["mean"] for r in rotated_rows}
   assert rotated[("loss", 0)] != joint[("loss", 0)]
   names = sorted(p.name for p in (tmp_path / "eval").glob("*.jsonl"))
   # Scoring under another mode adds a file: the run's own result is not overwritten.
-  assert names == ["rows_step0_seed1_5w1s1q_k1.jsonl",
-                   "rows_step0_seed1_5w1s1q_k1_bn_transductive.jsonl",
-                   "rows_step0_seed1_5w1s1q_k1_rot.jsonl"], names
+  assert len(names) == 3 and all(n.startswith("rows_step0_seed1_test_5w1s1q_k1_")
+                                 for n in names), names
   c.eval.bn_mode = "batch"
   with pytest.raises(ConfigError, match="config.eval.bn_mode: 'batch' not in"):
-    builders.validate(c)
-  sinusoid = builders.base_config()
+    config_lib.validate(c)
+  sinusoid = config_lib.base_config()
   sinusoid.eval.rotate = True
   with pytest.raises(ConfigError, match="config.eval.rotate: turns image classes"):
-    builders.validate(sinusoid)
+    config_lib.validate(sinusoid)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from experiments import training_windows
+from launch import training_windows
 
 
 def _run_dir(tmp_path, rows):
@@ -77,7 +77,7 @@ def test_report_lists_windows_validation_and_comparison(tmp_path):
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
   proc = subprocess.run(
-      [sys.executable, "-m", "experiments.training_windows", _run_dir(tmp_path, _ROWS),
+      [sys.executable, "-m", "launch.training_windows", _run_dir(tmp_path, _ROWS),
        "--metrics=acc", *args], capture_output=True, text=True, check=False)
   assert proc.returncode == 2
   lines = proc.stderr.strip().splitlines()

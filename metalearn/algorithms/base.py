@@ -125,7 +125,7 @@ class Algorithm:
     first_order: gradients through the inner gradients are stopped
       (``InnerConfig.first_order``).
     differentiates_inner: ``meta_grad`` differentiates through the inner loop (so an
-      inner Adam needs its ``eps_root``; see ``build.inner_config``).
+      inner Adam needs its ``eps_root``; see ``builder.inner_config``).
     carried_meta_grad: ``(theta, inner_state, episode, key, *, learner, inner, log) ->
       (grads, aux, inner_state)``, for algorithms that can carry the inner optimiser's
       state from task to task (``inner.carry_state``); None if it cannot.

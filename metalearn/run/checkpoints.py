@@ -18,7 +18,7 @@ from metalearn.run import workdir as workdir_lib
 
 
 def manager(workdir: str, max_to_keep: int = 2) -> ocp.CheckpointManager:
-  directory = os.path.abspath(workdir_lib.path(workdir, workdir_lib.CHECKPOINTS))
+  directory = os.path.abspath(os.path.join(workdir, workdir_lib.CHECKPOINTS))
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
   # Naming the handler lets a fresh manager read a checkpoint's metadata before restoring.
   return ocp.CheckpointManager(directory, options=options,

@@ -7,8 +7,6 @@ reads no flags.
 """
 
 import contextlib
-import json
-import os
 import time
 from typing import Optional
 
@@ -19,10 +17,8 @@ from jax.sharding import PartitionSpec as P
 import jax.numpy as jnp
 import ml_collections
 
-from metalearn import build as build_lib
-from metalearn import config as config_lib
+from metalearn import builder as build_lib
 from metalearn import outer
-from metalearn.errors import CheckpointError
 from metalearn.errors import ConfigError
 from metalearn.errors import MetalearnError
 from metalearn.run import checkpoints
@@ -33,29 +29,6 @@ from metalearn.run.metrics_writer import MetricWriter
 
 class TrainingDiverged(MetalearnError):
   """The meta-training loss became NaN or infinite."""
-
-
-def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Creates the workdir, refuses a config that does not match its checkpoints, and
-  writes ``config.json`` (only after every check has passed)."""
-  try:
-    os.makedirs(workdir, exist_ok=True)
-  except OSError as e:
-    raise ConfigError(f"--workdir={workdir}: cannot create it ({e.strerror})") from e
-  if not os.access(workdir, os.W_OK | os.R_OK):
-    raise ConfigError(f"--workdir={workdir}: not readable and writable")
-  new = json.loads(config.to_json_best_effort())
-  old = workdir_lib.read_json(workdir, workdir_lib.CONFIG)
-  if old is not None and workdir_lib.has_checkpoints(workdir):
-    changed = config_lib.changed_keys(old, new)
-    why = (f" (the {old['outer'].get('schedule', 'constant')} outer schedule of these "
-           f"checkpoints ends at num_steps={old['num_steps']})"
-           if "num_steps" in changed else "")
-    if changed:
-      raise CheckpointError(
-          f"--workdir={workdir} holds checkpoints of another config (differs in "
-          f"{', '.join('config.' + k for k in changed[:5])}){why}; use a new workdir")
-  workdir_lib.write_json(workdir, workdir_lib.CONFIG, new)
 
 
 def task_sharding(meta_batch: int) -> Optional[tuple[NamedSharding, NamedSharding]]:
@@ -83,8 +56,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> outer.MetaState:
   if shardings is not None and config.inner.carry_state:
     raise ConfigError(f"config.inner.carry_state runs the tasks of a meta-batch in "
                       f"sequence; run it on one device, not {jax.device_count()}")
-  prepare_workdir(config, workdir)
+  workdir_lib.prepare(config, workdir)
   logging.info("devices: %s", jax.devices())
+  logging.info("batch-norm mode: %s", config.bn_mode)
   logging.info("config:\n%s", config)
 
   state = setup.init_state()

@@ -23,7 +23,7 @@ class MetricWriter:
   def __init__(self, workdir: str, resume_step: Optional[int] = None,
                tensorboard: bool = True):
     self.active = jax.process_index() == 0
-    self.path = workdir_lib.path(workdir, workdir_lib.METRICS)
+    self.path = os.path.join(workdir, workdir_lib.METRICS)
     self._tb = None
     if not self.active:
       return
@@ -32,7 +32,7 @@ class MetricWriter:
     if tensorboard:
       try:
         from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-        self._tb = SummaryWriter(workdir_lib.path(workdir, workdir_lib.TENSORBOARD))
+        self._tb = SummaryWriter(os.path.join(workdir, workdir_lib.TENSORBOARD))
       except ImportError:
         self._tb = None
 

@@ -41,7 +41,7 @@ class Progress:
         was recorded after it (steps redone now) is dropped.
       machine: where this invocation runs (default: ``provenance.machine()``).
     """
-    self.path = workdir_lib.path(workdir, workdir_lib.PROGRESS)
+    self.path = os.path.join(workdir, workdir_lib.PROGRESS)
     self.before, self.history, self.segments = 0.0, [], []
     if start_step and os.path.exists(self.path):
       with open(self.path) as f:

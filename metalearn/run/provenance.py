@@ -56,5 +56,5 @@ def record_run(workdir: str, seconds: float, extra: Optional[dict] = None) -> di
       command=command(), date=now(), seconds=round(seconds, 1), machine=machine(),
       **(extra or {})))
   info["total_seconds"] = round(sum(i["seconds"] for i in info["invocations"]), 1)
-  atomic.write_text(workdir_lib.path(workdir, workdir_lib.RUN), json.dumps(info, indent=2))
+  atomic.write_text(os.path.join(workdir, workdir_lib.RUN), json.dumps(info, indent=2))
   return info

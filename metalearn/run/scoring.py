@@ -12,7 +12,7 @@ from absl import logging
 import jax
 import ml_collections
 
-from metalearn import build as build_lib
+from metalearn import builder as build_lib
 from metalearn import config as config_lib
 from metalearn import evaluation
 from metalearn import flops as flops_lib
@@ -61,7 +61,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       batch=config.eval.batch, key=jax.random.key(protocol.seed),
       inner_state=state.inner_state,
       log_fn=lambda d, n: logging.info("evaluated %d/%d episodes", d, n))
-  episode = jax.tree.map(lambda x: x[0], setup.abstract_episodes(1, evaluation=True))
+  episode = setup.abstract_episodes(None, evaluation=True)
   adapt_flops = flops_lib.adaptation_flops(setup.eval_learner, setup.eval_inner, episode,
                                            list(protocol.steps), setup.algorithm)
   settings = config_lib.row_settings(config)

@@ -27,7 +27,10 @@ from typing import Any, Optional
 import numpy as np
 
 from metalearn import atomic
+from metalearn import config as config_lib
 from metalearn.config import EvalProtocol
+from metalearn.errors import CheckpointError
+from metalearn.errors import ConfigError
 
 CONFIG = "config.json"
 CHECKPOINTS = "checkpoints"
@@ -63,6 +66,29 @@ def read_json(workdir: str, name: str) -> Any:
 def write_json(workdir: str, name: str, obj: Any) -> None:
   """Writes a JSON file of the workdir whole (``atomic``), keys sorted."""
   atomic.write_text(path(workdir, name), json.dumps(obj, indent=2, sort_keys=True))
+
+
+def prepare(config, workdir: str) -> None:
+  """Creates the workdir, refuses a config that does not match its checkpoints, and
+  writes ``config.json`` (only after every check has passed)."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise ConfigError(f"--workdir={workdir}: cannot create it ({e.strerror})") from e
+  if not os.access(workdir, os.W_OK | os.R_OK):
+    raise ConfigError(f"--workdir={workdir}: not readable and writable")
+  new = json.loads(config.to_json_best_effort())
+  old = read_json(workdir, CONFIG)
+  if old is not None and has_checkpoints(workdir):
+    changed = config_lib.changed_keys(old, new)
+    why = (f" (the {old['outer'].get('schedule', 'constant')} outer schedule of these "
+           f"checkpoints ends at num_steps={old['num_steps']})"
+           if "num_steps" in changed else "")
+    if changed:
+      raise CheckpointError(
+          f"--workdir={workdir} holds checkpoints of another config (differs in "
+          f"{', '.join('config.' + k for k in changed[:5])}){why}; use a new workdir")
+  write_json(workdir, CONFIG, new)
 
 
 def read_metrics(workdir: str) -> list[dict]:
@@ -144,6 +170,30 @@ def protocol_of_rows(rows: list[dict], run_config: Optional[dict]) -> EvalProtoc
       inner_lr=float(r["eval_inner_lr"]), bn_mode=r.get("eval_bn_mode") or r["bn_mode"],
       seed=int(r["eval_seed"]), batch=int(min(batch, r["episodes"])),
       episodes=int(r["episodes"]), rotate=bool(r.get("eval_rotate", False)))
+
+
+# Row settings that fix which episodes an evaluation drew.
+EPISODE_KEYS = ("data", "eval_split", "eval_seed", "eval_batch", "eval_ways",
+                "eval_shots", "eval_queries")
+
+
+def episode_settings(rows_path: str) -> dict:
+  """The settings in ``EPISODE_KEYS`` of the evaluation whose rows are ``rows_path``.
+  Rows written before ``eval_batch`` was recorded take the run's ``eval.batch`` from
+  its ``config.json`` (``<run>/eval/<file>`` -> ``<run>/config.json``).
+
+  Raises:
+    ValueError: an old rows file and no ``config.json`` to read its batch from.
+  """
+  row = _read_rows(rows_path)[0]
+  if "eval_batch" not in row:
+    run_dir = os.path.dirname(os.path.dirname(os.path.abspath(rows_path)))
+    config = read_json(run_dir, CONFIG)
+    if config is None:
+      raise ValueError(f"{rows_path}: has no eval_batch and there is no "
+                       f"{path(run_dir, CONFIG)} to read the run's eval.batch from")
+    row["eval_batch"] = config["eval"]["batch"]
+  return {k: row.get(k) for k in EPISODE_KEYS}
 
 
 def evaluation_of(rows_path: str) -> Evaluation:

@@ -21,11 +21,10 @@ import time
 from typing import Any, Callable, Optional
 
 from absl import logging
-import jax
 import ml_collections
 import numpy as np
 
-from metalearn import build as build_lib
+from metalearn import builder as build_lib
 from metalearn import config as config_lib
 from metalearn import flops as flops_lib
 from metalearn import tasks
@@ -134,7 +133,7 @@ def point_flops(c: ml_collections.ConfigDict) -> dict[str, Any]:
   setup = build_lib.build(c)
   meta_step = flops_lib.meta_step_flops(setup.learner, setup.algorithm, setup.inner,
                                         setup.abstract_episodes(c.meta_batch))
-  episode = jax.tree.map(lambda x: x[0], setup.abstract_episodes(1, evaluation=True))
+  episode = setup.abstract_episodes(None, evaluation=True)
   steps = list(config_lib.eval_steps(c))
   adapt = flops_lib.adaptation_flops(setup.eval_learner, setup.eval_inner, episode, steps,
                                      setup.algorithm)

@@ -56,10 +56,13 @@ class TaskKind:
   check: Optional[Callable[[Any], None]] = None
 
 
-def abstract_episodes(family: TaskFamily, num_tasks: int) -> Episode:
-  """The shapes and dtypes of a meta-batch, without data or compilation."""
-  return jax.eval_shape(lambda k: family.sample(k, abstract_data(family), num_tasks),
-                        jax.random.key(0))
+def abstract_episodes(family: TaskFamily, num_tasks: Optional[int]) -> Episode:
+  """The shapes and dtypes of a meta-batch (of one episode without the task axis if
+  ``num_tasks`` is None), without data or compilation."""
+  def sample(key):
+    episodes = family.sample(key, abstract_data(family), num_tasks or 1)
+    return episodes if num_tasks else jax.tree.map(lambda x: x[0], episodes)
+  return jax.eval_shape(sample, jax.random.key(0))
 
 
 def abstract_data(family: TaskFamily) -> Any:

@@ -13,10 +13,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from metalearn import algorithms
 from metalearn import config as config_lib
 from metalearn import evaluation as evaluation_lib
-from metalearn import models
 from metalearn import outer
 from metalearn import tasks
 from metalearn.algorithms import Algorithm
@@ -67,9 +65,10 @@ class Setup:
     """The state's shapes and dtypes (a checkpoint's restore template)."""
     return jax.eval_shape(self.init_state)
 
-  def abstract_episodes(self, num_tasks: int, *, evaluation: bool = False
+  def abstract_episodes(self, num_tasks: Optional[int], *, evaluation: bool = False
                         ) -> tasks.Episode:
-    """A meta-batch's shapes and dtypes (no data, no compilation)."""
+    """A meta-batch's shapes and dtypes (no data, no compilation); one episode without
+    the task axis if ``num_tasks`` is None."""
     return tasks.base.abstract_episodes(self.eval_tasks if evaluation else self.tasks,
                                         num_tasks)
 
@@ -97,23 +96,23 @@ class Setup:
 
 def build(c: ml_collections.ConfigDict) -> Setup:
   """Validates ``c`` and assembles its run; raises ``ConfigError`` naming a bad key."""
-  config_lib.validate(c)
-  algorithm = algorithms.get(c.algorithm)
-  kind = tasks.get(c.task)
-  model = models.get(c.model.name).make(c)
+  records = config_lib.validate(c)
+  algorithm, model = records.algorithm, records.model.make(c)
+  learner = Learner(model, records.model.loss, c.bn_mode)
+  eval_bn_mode = config_lib.eval_bn_mode(c)
+  frozen = config_lib.frozen_modules(c)
   return Setup(
-      config=c, algorithm=algorithm,
-      learner=Learner(model, models.get(c.model.name).loss, c.bn_mode),
-      inner=inner_config(c, algorithm), tasks=kind.make(c, False),
+      config=c, algorithm=algorithm, learner=learner,
+      inner=inner_config(c, algorithm, frozen), tasks=records.task.make(c, False),
       optimizer=outer_optimizer(c),
-      eval_learner=Learner(model, models.get(c.model.name).loss,
-                           config_lib.eval_bn_mode(c)),
-      eval_inner=inner_config(c, algorithm, evaluation=True),
-      eval_tasks=kind.make(c, True))
+      eval_learner=(learner if eval_bn_mode == c.bn_mode
+                    else Learner(model, records.model.loss, eval_bn_mode)),
+      eval_inner=inner_config(c, algorithm, frozen, evaluation=True),
+      eval_tasks=records.task.make(c, True))
 
 
-def inner_config(c: ml_collections.ConfigDict, algorithm: Algorithm, *,
-                 evaluation: bool = False) -> InnerConfig:
+def inner_config(c: ml_collections.ConfigDict, algorithm: Algorithm,
+                 frozen: tuple[str, ...], *, evaluation: bool = False) -> InnerConfig:
   """The training inner loop, or with ``evaluation`` the test-time one (whole support
   set per step, as the papers evaluate; ``eval.inner_lr`` if set)."""
   lr = (c.eval.inner_lr or c.inner.lr) if evaluation else c.inner.lr
@@ -125,7 +124,7 @@ def inner_config(c: ml_collections.ConfigDict, algorithm: Algorithm, *,
       adam_eps_root=(DIFFERENTIABLE_ADAM_EPS_ROOT
                      if differentiated and c.inner.optimizer == "adam" else 0.0),
       batch_size=0 if evaluation else c.inner.batch_size,
-      carry_state=c.inner.carry_state, frozen=config_lib.frozen_modules(c))
+      carry_state=c.inner.carry_state, frozen=frozen)
 
 
 def outer_optimizer(c: ml_collections.ConfigDict) -> optax.GradientTransformation:

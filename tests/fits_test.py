@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from metalearn import scaling
+from metalearn.scaling import fits as fits_lib
 
 C12 = np.logspace(3, 9, 12)
 NOISE = 0.002
@@ -24,14 +24,14 @@ TOLERANCE = {
 
 def _noisy(name, params, compute, sd, seed):
   rng = np.random.default_rng(seed)
-  return scaling.predict(name, compute, params) + rng.normal(0.0, sd, len(compute))
+  return fits_lib.predict(name, compute, params) + rng.normal(0.0, sd, len(compute))
 
 
-@pytest.mark.parametrize('name', sorted(scaling.MODELS))
+@pytest.mark.parametrize('name', sorted(fits_lib.MODELS))
 def test_analytic_jacobian_matches_finite_differences(name):
-  model = scaling.MODELS[name]
+  model = fits_lib.MODELS[name]
   u = np.log(C12) - np.log(C12).mean()
-  y = scaling.predict('power_law_floor', C12, TRUTH['power_law_floor'])
+  y = fits_lib.predict('power_law_floor', C12, TRUTH['power_law_floor'])
   for theta in model.starts(u, y):
     h = 1e-6
     numeric = np.stack([(model.fn(u, theta + h * e) - model.fn(u, theta - h * e))
@@ -44,18 +44,18 @@ def test_m4_reduces_to_sigmoid_at_alpha_one_and_to_power_law_at_alpha_zero():
   # alpha = 1: (y - E) / (U - y) = beta C^c is a logistic in log C.
   m4 = {'E': sig['E'], 'U': sig['U'], 'alpha': 1.0, 'c': -sig['s'],
         'beta': np.exp(sig['s'] * sig['log_c_mid'])}
-  np.testing.assert_allclose(scaling.predict('m4', C12, m4),
-                             scaling.predict('sigmoid_log', C12, sig), rtol=1e-10)
+  np.testing.assert_allclose(fits_lib.predict('m4', C12, m4),
+                             fits_lib.predict('sigmoid_log', C12, sig), rtol=1e-10)
   plf = TRUTH['power_law_floor']
   m4 = {'E': plf['E'], 'U': 50.0, 'alpha': 0.0, 'beta': plf['A'], 'c': -plf['alpha']}
-  np.testing.assert_allclose(scaling.predict('m4', C12, m4),
-                             scaling.predict('power_law_floor', C12, plf), rtol=1e-10)
+  np.testing.assert_allclose(fits_lib.predict('m4', C12, m4),
+                             fits_lib.predict('power_law_floor', C12, plf), rtol=1e-10)
 
 
 @pytest.mark.parametrize('name', sorted(TRUTH))
 def test_fit_recovers_known_parameters(name):
   y = _noisy(name, TRUTH[name], C12, NOISE, seed=1)
-  result = scaling.fit(name, C12, y)
+  result = fits_lib.fit(name, C12, y)
   assert result.success, result.message
   for key, value in TRUTH[name].items():
     assert abs(result.params[key] - value) < TOLERANCE[name][key], (key, result.params)
@@ -64,8 +64,8 @@ def test_fit_recovers_known_parameters(name):
 
 def test_m4_fit_reproduces_noise_free_curve():
   truth = {'E': 0.1, 'U': 0.9, 'alpha': 0.5, 'beta': 20.0, 'c': -0.4}
-  y = scaling.predict('m4', C12, truth)
-  result = scaling.fit('m4', C12, y)
+  y = fits_lib.predict('m4', C12, truth)
+  result = fits_lib.fit('m4', C12, y)
   assert result.success
   # U, alpha and beta trade off against each other on 12 points; the curve,
   # the floor and the exponent do not.
@@ -76,7 +76,7 @@ def test_m4_fit_reproduces_noise_free_curve():
 
 def test_information_criteria_follow_gaussian_likelihood():
   y = _noisy('power_law_floor', TRUTH['power_law_floor'], C12, NOISE, seed=4)
-  r = scaling.fit('power_law_floor', C12, y)
+  r = fits_lib.fit('power_law_floor', C12, y)
   n, p = 12, 4  # Three curve parameters and the noise variance.
   assert r.n == n and r.k == 3
   rss = np.sum((r.predict(C12) - y) ** 2)
@@ -90,7 +90,7 @@ def test_information_criteria_follow_gaussian_likelihood():
 def test_floor_is_preferred_when_it_matters():
   truth = {'E': 0.3, 'A': 2.0, 'alpha': 0.3}  # Floor ~ the whole fall in error.
   y = _noisy('power_law_floor', truth, C12, NOISE, seed=2)
-  ranked = scaling.compare(C12, y, models=('power_law', 'power_law_floor'))
+  ranked = fits_lib.compare(C12, y, models=('power_law', 'power_law_floor'))
   assert [f.model for f in ranked] == ['power_law_floor', 'power_law']
   assert ranked[1].delta_ic > 10
   assert ranked[0].ic_weight > 0.99
@@ -98,7 +98,7 @@ def test_floor_is_preferred_when_it_matters():
 
 def test_floor_is_not_strongly_preferred_without_one():
   y = _noisy('power_law', TRUTH['power_law'], C12, NOISE, seed=3)
-  fits = {f.model: f for f in scaling.compare(
+  fits = {f.model: f for f in fits_lib.compare(
       C12, y, models=('power_law', 'power_law_floor'))}
   assert fits['power_law_floor'].aic > fits['power_law'].aic - 2
   assert fits['power_law_floor'].params['E'] < 0.005
@@ -117,7 +117,7 @@ def test_sigmoid_truth_power_laws_fit_in_sample_but_extrapolate_worse():
   for seed in range(5):
     y = _noisy('sigmoid_log', truth, compute, sd, seed)
     for m, rows in stats.items():
-      r = scaling.extrapolation_test(m, compute, y, n_holdout=12)
+      r = fits_lib.extrapolation_test(m, compute, y, n_holdout=12)
       assert r['c_split'] == pytest.approx(1e8)
       rows.append((r['train_rmse'], r['rmse'], r['bias']))
   train, held_out, bias = {}, {}, {}
@@ -132,8 +132,8 @@ def test_sigmoid_truth_power_laws_fit_in_sample_but_extrapolate_worse():
 
 @pytest.mark.parametrize('name', ['power_law', 'power_law_floor'])
 def test_extrapolation_of_noise_free_power_law_is_exact(name):
-  y = scaling.predict(name, C12, TRUTH[name])
-  r = scaling.extrapolation_test(name, C12, y, holdout_fraction=0.25)
+  y = fits_lib.predict(name, C12, TRUTH[name])
+  r = fits_lib.extrapolation_test(name, C12, y, holdout_fraction=0.25)
   assert r['n_holdout'] == 3 and r['n_train'] == 9
   assert r['c_split'] == pytest.approx(C12[8])
   np.testing.assert_allclose(r['y_pred'], y[9:], atol=1e-8)
@@ -153,9 +153,9 @@ BOOT_TRUTH = {'E': 0.1, 'A': 4.0, 'alpha': 0.3}  # Error 0.60 -> 0.11.
 
 
 def test_bootstrap_covers_truth_and_narrows_with_more_episodes():
-  p = scaling.predict('power_law_floor', BOOT_C, BOOT_TRUTH)
+  p = fits_lib.predict('power_law_floor', BOOT_C, BOOT_TRUTH)
   rng = np.random.default_rng(0)
-  few = scaling.bootstrap('power_law_floor', BOOT_C,
+  few = fits_lib.bootstrap('power_law_floor', BOOT_C,
                           _bernoulli_episodes(p, 600, rng), 200, rng)
   assert few.success_fraction > 0.95
   for key, value in BOOT_TRUTH.items():
@@ -163,66 +163,66 @@ def test_bootstrap_covers_truth_and_narrows_with_more_episodes():
     assert lo <= value <= hi, (key, few.param_ci)
   # The band is pointwise (measured coverage 91-98% per C over 100 draws; one
   # draw misses somewhere on 29% of draws), so ask for most of the grid.
-  truth = scaling.predict('power_law_floor', few.compute_grid, BOOT_TRUTH)
+  truth = fits_lib.predict('power_law_floor', few.compute_grid, BOOT_TRUTH)
   inside = (few.curve_low <= truth) & (truth <= few.curve_high)
   assert inside.mean() > 0.7
   assert np.all(few.curve_low <= few.curve_estimate)
   assert np.all(few.curve_estimate <= few.curve_high)
-  many = scaling.bootstrap('power_law_floor', BOOT_C,
+  many = fits_lib.bootstrap('power_law_floor', BOOT_C,
                            _bernoulli_episodes(p, 9600, rng), 200, rng)
   for key in BOOT_TRUTH:  # Widths should shrink ~4x for 16x the episodes.
     assert _width(many, key) < 0.5 * _width(few, key), key
 
 
 def test_bootstrap_resamples_seeds():
-  p = scaling.predict('power_law_floor', BOOT_C, BOOT_TRUTH)
+  p = fits_lib.predict('power_law_floor', BOOT_C, BOOT_TRUTH)
   rng = np.random.default_rng(1)
   # Seeds shift the whole curve: episodes alone understate the uncertainty.
   offsets = rng.normal(0.0, 0.03, (4, 1))
   seeds = np.stack([_bernoulli_episodes(np.clip(p + o, 0, 1), 300, rng)
                     for o in offsets])  # [seeds, points, episodes]
   pooled = seeds.transpose(1, 0, 2).reshape(len(BOOT_C), -1)
-  by_seed = scaling.bootstrap('power_law_floor', BOOT_C, seeds, 100,
+  by_seed = fits_lib.bootstrap('power_law_floor', BOOT_C, seeds, 100,
                               np.random.default_rng(2))
-  flat = scaling.bootstrap('power_law_floor', BOOT_C, pooled, 100,
+  flat = fits_lib.bootstrap('power_law_floor', BOOT_C, pooled, 100,
                            np.random.default_rng(2))
   assert _width(by_seed, 'E') > 1.5 * _width(flat, 'E')
-  moved = scaling.bootstrap('power_law_floor', BOOT_C, seeds.transpose(1, 2, 0),
+  moved = fits_lib.bootstrap('power_law_floor', BOOT_C, seeds.transpose(1, 2, 0),
                             100, np.random.default_rng(2), seeds_axis=2)
   assert moved.param_ci == by_seed.param_ci
 
 
 def test_bootstrap_accepts_lists_of_episodes():
-  p = scaling.predict('power_law_floor', BOOT_C, BOOT_TRUTH)
+  p = fits_lib.predict('power_law_floor', BOOT_C, BOOT_TRUTH)
   values = _bernoulli_episodes(p, 200, np.random.default_rng(3))
-  as_array = scaling.bootstrap('power_law_floor', BOOT_C, values, 50,
+  as_array = fits_lib.bootstrap('power_law_floor', BOOT_C, values, 50,
                                np.random.default_rng(4))
-  as_list = scaling.bootstrap('power_law_floor', BOOT_C, list(values), 50,
+  as_list = fits_lib.bootstrap('power_law_floor', BOOT_C, list(values), 50,
                               np.random.default_rng(4))
   assert as_list.param_ci == as_array.param_ci
   ragged = [row[: 100 + 10 * i] for i, row in enumerate(values)]
-  result = scaling.bootstrap('power_law_floor', BOOT_C, ragged, 50,
+  result = fits_lib.bootstrap('power_law_floor', BOOT_C, ragged, 50,
                              np.random.default_rng(4))
   assert result.success_fraction > 0.9
   np.testing.assert_allclose(result.estimate.n, len(BOOT_C))
-  paired = scaling.bootstrap('power_law_floor', BOOT_C, values, 50,
+  paired = fits_lib.bootstrap('power_law_floor', BOOT_C, values, 50,
                              np.random.default_rng(4), paired_episodes=True)
   assert paired.success_fraction > 0.9
 
 
 def test_weights_scale_free_and_compare_weights_normalised():
   y = _noisy('power_law_floor', TRUTH['power_law_floor'], C12, NOISE, seed=5)
-  ranked = scaling.compare(C12, y)
+  ranked = fits_lib.compare(C12, y)
   assert ranked[0].delta_ic == 0.0
   assert sum(f.ic_weight for f in ranked) == pytest.approx(1.0)
   assert [f.aic for f in ranked] == sorted(f.aic for f in ranked)
-  a = scaling.fit('power_law_floor', C12, y, weights=np.ones(12))
-  b = scaling.fit('power_law_floor', C12, y, weights=np.full(12, 1e4))
+  a = fits_lib.fit('power_law_floor', C12, y, weights=np.ones(12))
+  b = fits_lib.fit('power_law_floor', C12, y, weights=np.full(12, 1e4))
   for key in a.params:
     assert a.params[key] == pytest.approx(b.params[key], rel=1e-6)
   # Rescaling all weights shifts every model's AIC equally.
-  c = scaling.fit('power_law', C12, y, weights=np.ones(12))
-  d = scaling.fit('power_law', C12, y, weights=np.full(12, 1e4))
+  c = fits_lib.fit('power_law', C12, y, weights=np.ones(12))
+  d = fits_lib.fit('power_law', C12, y, weights=np.full(12, 1e4))
   assert a.aic - c.aic == pytest.approx(b.aic - d.aic, abs=1e-6)
 
 
@@ -232,8 +232,8 @@ def test_weights_discount_a_bad_point():
   y[2] += 0.05
   w = np.ones(12)
   w[2] = 1e-6
-  weighted = scaling.fit('power_law_floor', C12, y, weights=w)
-  plain = scaling.fit('power_law_floor', C12, y)
+  weighted = fits_lib.fit('power_law_floor', C12, y, weights=w)
+  plain = fits_lib.fit('power_law_floor', C12, y)
   resid = weighted.predict(C12) - y
   assert weighted.rss == pytest.approx(np.sum(w * resid**2), rel=1e-9)
   assert abs(weighted.params['alpha'] - truth['alpha']) < 0.03
@@ -241,12 +241,12 @@ def test_weights_discount_a_bad_point():
 
 
 def test_results_are_strict_json():
-  y = scaling.predict('power_law', C12, TRUTH['power_law'])  # rss ~ 0.
-  json.dumps([f.to_dict() for f in scaling.compare(C12, y)], allow_nan=False)
-  json.dumps(scaling.extrapolation_test('sigmoid_log', C12, y), allow_nan=False)
-  p = scaling.predict('power_law_floor', BOOT_C, BOOT_TRUTH)
+  y = fits_lib.predict('power_law', C12, TRUTH['power_law'])  # rss ~ 0.
+  json.dumps([f.to_dict() for f in fits_lib.compare(C12, y)], allow_nan=False)
+  json.dumps(fits_lib.extrapolation_test('sigmoid_log', C12, y), allow_nan=False)
+  p = fits_lib.predict('power_law_floor', BOOT_C, BOOT_TRUTH)
   values = _bernoulli_episodes(p, 100, np.random.default_rng(6))
-  boot = scaling.bootstrap('power_law', BOOT_C, values, 10, np.random.default_rng(7))
+  boot = fits_lib.bootstrap('power_law', BOOT_C, values, 10, np.random.default_rng(7))
   decoded = json.loads(json.dumps(boot.to_dict(include_samples=True), allow_nan=False))
   assert len(decoded['param_samples']) == round(10 * boot.success_fraction)
   assert set(decoded['param_ci']) == {'A', 'alpha'}
@@ -254,12 +254,12 @@ def test_results_are_strict_json():
 
 def test_bad_inputs_raise():
   with pytest.raises(ValueError, match='Unknown scaling model'):
-    scaling.fit('exponential', C12, C12)
+    fits_lib.fit('exponential', C12, C12)
   with pytest.raises(ValueError, match='needs more than'):
-    scaling.fit('m4', C12[:5], C12[:5])
+    fits_lib.fit('m4', C12[:5], C12[:5])
   with pytest.raises(ValueError, match='not both'):
-    scaling.extrapolation_test('power_law', C12, C12, holdout_fraction=0.2, n_holdout=2)
+    fits_lib.extrapolation_test('power_law', C12, C12, holdout_fraction=0.2, n_holdout=2)
   with pytest.raises(ValueError, match='Cannot hold out'):
-    scaling.extrapolation_test('power_law', C12, C12, n_holdout=10)
+    fits_lib.extrapolation_test('power_law', C12, C12, n_holdout=10)
   with pytest.raises(ValueError, match='compute'):
-    scaling.fit('power_law', -C12, C12)
+    fits_lib.fit('power_law', -C12, C12)
