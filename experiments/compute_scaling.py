@@ -89,7 +89,7 @@ def _sweep(run, sweep, *, metrics, notes, title) -> ml_collections.ConfigDict:
   c.run = run
   c.sweep = sweep
   c.analysis = ml_collections.ConfigDict(dict(
-      metrics=metrics, n_boot=200, holdout_fraction=0.3, include_k0=False, seed=0))
+      metrics=metrics, n_boot=200, n_test=(100, 10_000), seed=0))
   c.title = title
   c.notes = notes
   return c

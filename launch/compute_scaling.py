@@ -59,9 +59,10 @@ def describe(c: ml_collections.ConfigDict) -> list[str]:
       f"{r.eval.inner_lr or r.inner.lr}, test-time k in {tuple(r.eval.eval_steps)} "
       f"from one pass; {s.base_episodes} episodes at the base point "
       f"(seeds {tuple(s.base_seeds)}), {s.episodes} elsewhere (seeds {tuple(s.seeds)}).",
-      f"Fits: {c.analysis.n_boot} bootstrap replicates; the top "
-      f"{c.analysis.holdout_fraction:.0%} of the compute range held out for "
-      "extrapolation.",
+      f"Fits: {c.analysis.n_boot} bootstrap replicates; a curve is fitted only on at "
+      "least 6 points over at least one decade of compute; extrapolation is tested by "
+      "holding out the top 1, 2 and 3 points; total compute M + N_test·a at N_test in "
+      f"{tuple(c.analysis.n_test)}.",
   ] + list(c.notes)
 
 
@@ -129,8 +130,7 @@ def main(argv):
     report.write_outputs(
         workdir, config, metrics=tuple(config.analysis.metrics),
         analysis=dict(n_boot=config.analysis.n_boot,
-                      holdout_fraction=config.analysis.holdout_fraction,
-                      include_k0=config.analysis.include_k0, seed=config.analysis.seed),
+                      n_test=tuple(config.analysis.n_test), seed=config.analysis.seed),
         context=dict(title=config.title, protocol=describe(config),
                      provenance=_provenance(info),
                      missing=missing))

@@ -215,7 +215,12 @@ def test_weights_scale_free_and_compare_weights_normalised():
   ranked = fits_lib.compare(C12, y)
   assert ranked[0].delta_ic == 0.0
   assert sum(f.ic_weight for f in ranked) == pytest.approx(1.0)
-  assert [f.aic for f in ranked] == sorted(f.aic for f in ranked)
+  # Rankable fits come first, in AIC order; fits at a bound follow, unweighted.
+  n_ranked = sum(f.rankable for f in ranked)
+  assert [f.rankable for f in ranked] == [True] * n_ranked + [False] * (len(ranked) - n_ranked)
+  assert [f.aic for f in ranked[:n_ranked]] == sorted(f.aic for f in ranked[:n_ranked])
+  assert [f.rank for f in ranked] == [*range(1, n_ranked + 1)] + [None] * (len(ranked) - n_ranked)
+  assert all(f.ic_weight == 0.0 and f.unranked_reason for f in ranked[n_ranked:])
   a = fits_lib.fit('power_law_floor', C12, y, weights=np.ones(12))
   b = fits_lib.fit('power_law_floor', C12, y, weights=np.full(12, 1e4))
   for key in a.params:
@@ -263,3 +268,45 @@ def test_bad_inputs_raise():
     fits_lib.extrapolation_test('power_law', C12, C12, n_holdout=10)
   with pytest.raises(ValueError, match='compute'):
     fits_lib.fit('power_law', -C12, C12)
+
+
+def test_fits_at_a_bound_are_kept_but_not_ranked():
+  # A pure power law never saturates: the sigmoid's plateau runs to its cap and the
+  # floor of E + A C^-alpha to 0. Both fits converge but estimate nothing there.
+  y = fits_lib.predict('power_law', C12, TRUTH['power_law'])
+  sig = fits_lib.fit('sigmoid_log', C12, y)
+  assert sig.success and sig.at_bound and not sig.rankable
+  assert sig.at_bound[0] in sig.unranked_reason and 'bound' in sig.unranked_reason
+  ranked = fits_lib.compare(C12, y, models=('sigmoid_log', 'power_law_floor', 'power_law'))
+  assert [f.model for f in ranked][0] == 'power_law'
+  assert ranked[0].rank == 1 and ranked[0].ic_weight == pytest.approx(1.0)
+  by_model = {f.model: f for f in ranked}
+  assert by_model['power_law_floor'].at_bound == ['E']
+  for m in ('sigmoid_log', 'power_law_floor'):
+    f = by_model[m]
+    assert f.rank is None and f.ic_weight == 0.0 and not f.rankable, f
+    assert f.delta_ic is not None  # Kept, with its criterion, for reference.
+  d = by_model['sigmoid_log'].to_dict()
+  assert d['rankable'] is False and d['at_bound'] == sig.at_bound
+
+
+@pytest.mark.parametrize('name', sorted(TRUTH))
+def test_well_determined_fits_are_rankable(name):
+  y = _noisy(name, TRUTH[name], C12, NOISE, seed=1)
+  result = fits_lib.fit(name, C12, y)
+  assert result.at_bound == [] and result.rankable and result.unranked_reason is None
+
+
+def test_unconverged_or_all_bound_fits_are_not_ranked():
+  model = fits_lib.get_model('power_law')
+  lo, hi = np.array([-5.0, 0.0]), np.array([5.0, 5.0])
+  names, ok, reason = fits_lib._rank_check(model, np.array([0.0, 1.0]), lo, hi, False, 'x')
+  assert names == [] and not ok and 'did not converge' in reason
+  names, ok, _ = fits_lib._rank_check(model, np.array([0.0, 5.0 - 1e-7]), lo, hi, True, '')
+  assert names == ['alpha'] and not ok  # Within a relative 1e-6 of the cap.
+  names, ok, _ = fits_lib._rank_check(model, np.array([0.0, 5.0 - 1e-4]), lo, hi, True, '')
+  assert names == [] and ok
+  # Nothing rankable: every weight 0 and no rank, but the fit is still reported.
+  y = fits_lib.predict('power_law', C12, TRUTH['power_law'])
+  (only,) = fits_lib.compare(C12, y, models=('sigmoid_log',))
+  assert only.rank is None and only.ic_weight == 0.0 and only.delta_ic == 0.0

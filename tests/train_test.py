@@ -82,8 +82,8 @@ def test_killed_run_resumes_to_bitwise_identical_parameters(tmp_path):
 
   rows = [json.loads(l) for l in open(_eval_file(workdir, steps))]
   assert {r["k"] for r in rows} == {0, 1, 2, 5, 10}
-  assert all(r["episodes"] == 50 and r["ci95"] > 0 and r["adaptation_flops"] > 0
-             for r in rows)
+  assert all(r["episodes"] == 50 and r["ci95"] > 0 and r["query_flops"] > 0
+             and (r["adaptation_flops"] > 0) == (r["k"] > 0) for r in rows)
   logged = [json.loads(l)["step"] for l in open(workdir / "metrics.jsonl")]
   assert logged == sorted(set(logged)), "resume must not duplicate metric rows"
   run = json.load(open(workdir / "run.json"))

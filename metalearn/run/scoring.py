@@ -2,7 +2,9 @@
 
 Writes one evaluation (``workdir.write_evaluation``): per-episode values and one JSON
 row per (metric, test-time step), every row carrying its run's settings, its protocol
-and its adaptation FLOPs. It reads no flags.
+and its FLOPs per episode: ``adaptation_flops``, the k inner steps on the support set
+(0 at k = 0), and ``query_flops``, scoring the query set once (``metalearn.flops``). It
+reads no flags.
 """
 
 import time
@@ -64,6 +66,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   episode = setup.abstract_episodes(None, evaluation=True)
   adapt_flops = flops_lib.adaptation_flops(setup.eval_learner, setup.eval_inner, episode,
                                            list(protocol.steps), setup.algorithm)
+  query_flops = flops_lib.query_flops(setup.eval_learner, setup.eval_inner, episode,
+                                      setup.algorithm)
   settings = config_lib.row_settings(config)
   settings.update(
       eval_split=protocol.split, eval_ways=protocol.ways, eval_shots=protocol.shots,
@@ -71,7 +75,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       eval_bn_mode=protocol.bn_mode, eval_seed=protocol.seed, eval_batch=config.eval.batch,
       eval_rotate=protocol.rotate, checkpoint_step=None if step is None else int(step),
       eval_seconds=round(time.time() - t0, 2))
-  rows = evaluation.rows(result, settings=settings, flops=adapt_flops)
+  rows = [dict(r, query_flops=query_flops)
+          for r in evaluation.rows(result, settings=settings, flops=adapt_flops)]
   workdir_lib.write_evaluation(workdir, step, protocol, rows, result.values)
   for r in rows:
     if r["k"] in (0, result.eval_steps[-1]):

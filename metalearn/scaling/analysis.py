@@ -3,36 +3,40 @@
 Pure functions of the rows (``sweep.collect``) and their per-episode values; no model
 is ever loaded. The result is one JSON-ready dict that the report and the plots read.
 
-* ``test_time``: the base model's error against adaptation FLOPs along test-time inner
-  steps k (one evaluation pass). Every model in ``fits_lib.DEFAULT_MODELS`` is fitted,
-  ranked by AIC (AICc and BIC kept), bootstrapped over episodes (paired: the same
-  episodes are scored at every k) and over seeds when the base point has several, and
-  tested on held-out high compute.
-* ``meta_training``: error at test-time k = K_train against meta-training FLOPs, along
-  the K_train and shots axes (fitted only where there are enough points).
-* ``tasks``: error at the same FLOPs with more or fewer meta-training tasks (pure data).
+* Intervals: every point's mean has a 95% interval over training seeds and the shared
+  evaluation episodes (``intervals.point_interval``, seeds × episodes crossed); a point
+  trained with one seed says so (``single_seed``) and its interval covers episodes only.
+* ``test_time``: the base model's error against adaptation FLOPs (the inner steps' cost;
+  scoring the queries is ``query_flops``, apart) for k >= 1. A curve is fitted only on
+  at least 6 points over at least one decade (``standards.eligible``; otherwise the
+  result says why it declined); forms with a parameter at a bound are reported but not
+  ranked; extrapolation is judged at several split points against the held-out points'
+  own CIs; the fitted floor and exponent are refitted on growing ranges (drift).
+* ``meta_training``: error at test-time k = K_train against meta-training FLOPs along
+  the K_train and shots axes (fitted only where the standards allow).
+* ``tasks``: error with more or fewer meta-training tasks at the same FLOPs (data).
 * ``iso_flop``: at the FLOPs of each shots / tasks point, the error the base model
   reaches by spending the same FLOPs on inner steps (or on K_train), interpolated in
   log FLOPs between measured points.
+* ``frontier``: the lower envelope of error over every (setting, k) against adaptation
+  FLOPs and against total FLOPs ``M + N_test·a`` at each explicit ``N_test``; on the
+  K_train × k grid, the iso-error exchange rate between meta-training and test-time
+  FLOPs and a two-variable law ``E + A·M^-α + B·a^-β`` (``laws``).
 """
 
+import dataclasses
 import math
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from metalearn.scaling import fits as fits_lib
-from metalearn import stats
+from metalearn.scaling import frontier as frontier_lib
+from metalearn.scaling import intervals
+from metalearn.scaling import laws
+from metalearn.scaling import standards
 
 MODELS = fits_lib.DEFAULT_MODELS
-
-
-def _group_rows(rows: Sequence[dict], metric: str) -> dict[str, list[dict]]:
-  out: dict[str, list[dict]] = {}
-  for r in rows:
-    if r["metric"] == metric:
-      out.setdefault(r["group"], []).append(r)
-  return out
 
 
 def _seed_points(rows: Sequence[dict], group: str) -> list[str]:
@@ -55,16 +59,21 @@ def _ks(rows, group: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
           np.array([r["adaptation_flops"] for r in rs], dtype=float))
 
 
-def _summary(v_SxExP: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """Mean and 95% half-width over all (seed, episode) values, per point."""
-  flat = v_SxExP.reshape(-1, v_SxExP.shape[-1])
-  # One value per point has no sd; 0 keeps the inverse-variance weights finite (floored).
-  return flat.mean(0), stats.half_width(flat, 0, single=0.0)
+def _interval(v_SxE) -> dict:
+  """Mean, 95% half-width and interval over seeds × episodes of one point."""
+  iv = intervals.point_interval(v_SxE)
+  return dict(mean=float(iv.mean), ci95=float(iv.half_width), lo=float(iv.lo),
+              hi=float(iv.hi), n_seeds=int(iv.n_seeds), single_seed=bool(iv.single_seed))
+
+
+def _curve_intervals(v_SxExP: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+  iv = intervals.point_interval(v_SxExP)
+  return (np.atleast_1d(iv.mean), np.atleast_1d(iv.half_width), bool(iv.single_seed))
 
 
 def _weights(y: np.ndarray, ci: np.ndarray) -> np.ndarray:
   """Inverse-variance weights, with a floor so a zero-variance point cannot dominate."""
-  se = ci / stats.Z95
+  se = ci / 1.96
   floor = 0.01 * max(float(np.ptp(y)), 1e-12)
   return 1.0 / (se**2 + floor**2)
 
@@ -77,93 +86,99 @@ def _safe(fn, *args, **kw) -> dict:
 
 
 def fit_curve(compute: np.ndarray, y: np.ndarray, ci: np.ndarray,
-              per_episode: Any, *, n_boot: int, holdout_fraction: float,
-              rng: np.random.Generator, paired: bool,
+              per_episode: Any, *, n_boot: int, rng: np.random.Generator, paired: bool,
               seeds_axis: Optional[int] = None) -> dict:
-  """Compares, bootstraps and extrapolation-tests every model on one curve.
+  """Fits one curve if the standards allow it; compares, bootstraps, tests extrapolation
+  at several splits and refits on growing ranges.
 
   Args:
-    compute: 1-D FLOPs per point.
-    y: mean error per point; ci: its 95% half-width (sets the weights).
+    compute: 1-D FLOPs per point (> 0).
+    y: mean error per point; ci: its 95% half-width (sets the weights and judges the
+      held-out predictions).
     per_episode: per-episode values for ``fits_lib.bootstrap``.
     n_boot: bootstrap replicates per model (0: none).
-    holdout_fraction: fraction of the highest-compute points held out.
     rng: randomness of the bootstrap.
     paired: the same episodes are scored at every point.
     seeds_axis: seeds axis of a 3-D ``per_episode``.
 
   Returns:
-    ``compare`` (fits, best first by AIC, with ``delta_aicc``), ``bootstrap`` and
-    ``extrapolation`` per model (``{'skipped': reason}`` where a model has too many
-    parameters for the points), ``n_holdout`` and ``weights``.
+    ``declined`` (the reason) when no form may be fitted; else ``compare`` (rankable
+    fits first, by AIC), ``declined_models``, ``bootstrap``, ``extrapolation`` per model,
+    ``shared_bias``, ``drift`` (the power law with floor on growing ranges) and
+    ``residuals`` per rankable fit.
   """
+  out: dict[str, Any] = dict(compute=compute, y=y, y_ci95=ci)
+  ok, reason = standards.eligible(compute, 2)
+  if not ok:
+    return dict(out, declined=reason)
   w = _weights(y, ci)
-  models = [m for m in MODELS if len(fits_lib.get_model(m).param_names) < len(y)]
+  models, declined = [], {}
+  for m in MODELS:
+    ok, reason = standards.eligible(compute, len(fits_lib.get_model(m).param_names))
+    (models.append(m) if ok else declined.__setitem__(m, reason))
+  if not models:
+    return dict(out, declined="; ".join(f"{m}: {r}" for m, r in declined.items()))
   fits = fits_lib.compare(compute, y, models=models, weights=w, criterion="aic")
-  aicc = [f.aicc for f in fits if f.success and math.isfinite(f.aicc)]
+  rankable = [f for f in fits if f.rankable]
+  aicc = [f.aicc for f in rankable if math.isfinite(f.aicc)]
   best_aicc = min(aicc) if aicc else math.nan
   compare = []
   for f in fits:
     d = f.to_dict()
-    d["delta_aicc"] = (f.aicc - best_aicc if f.success and math.isfinite(f.aicc)
+    d["delta_aicc"] = (f.aicc - best_aicc if f.rankable and math.isfinite(f.aicc)
                        and math.isfinite(best_aicc) else None)
     compare.append(d)
-  converged = {f.model for f in fits if f.success}
-  n_holdout = max(1, round(holdout_fraction * len(y)))
-  boot, extra = {}, {}
+  boot, extra, resid = {}, {}, {}
   grid = np.geomspace(compute.min(), compute.max(), 60)
-  for m in MODELS:
-    extra[m] = _safe(fits_lib.extrapolation_test, m, compute, y, n_holdout=n_holdout,
+  splits = [h for h in (1, 2, 3) if standards.eligible(compute[:-h], 2)[0]] or [1]
+  for f in fits:
+    m = f.model
+    extra[m] = _safe(standards.extrapolation_splits, m, compute, y, ci, splits=splits,
                      weights=w)
-    # A model that does not converge on the data gets no interval (and its refits
-    # would each fall back to the full multi-start: minutes for nothing).
-    if m in converged and n_boot:
+    if not f.rankable:
+      continue
+    resid[m] = standards.residuals(f, compute, y, ci)
+    if n_boot:
       boot[m] = _safe(lambda m=m: fits_lib.bootstrap(
           m, compute, per_episode, n_boot, rng, weights=w, compute_grid=grid,
           paired_episodes=paired, seeds_axis=seeds_axis).to_dict())
-  return dict(compute=compute, y=y, y_ci95=ci, weights=w, compare=compare,
-              bootstrap=boot, extrapolation=extra, n_holdout=n_holdout)
+  tested = [e for e in extra.values() if "summary" in e]
+  drift = (_safe(standards.parameter_drift, "power_law_floor", compute, y, weights=w)
+           if "power_law_floor" in models else {"skipped": declined["power_law_floor"]})
+  return dict(out, weights=w, compare=compare, declined_models=declined,
+              bootstrap=boot, extrapolation=extra, shared_bias=standards.shared_bias(tested),
+              drift=drift, residuals=resid)
 
 
 def _test_time(rows, per_episode, metric, cfg, rng) -> dict:
   k, flops = _ks(rows, "base", metric)
   v = _values(rows, per_episode, "base", metric)  # [S, E, P]
-  y, ci = _summary(v)
-  keep = k >= (0 if cfg["include_k0"] else 1)
+  y, ci, single = _curve_intervals(v)
+  keep = k >= 1  # k = 0 adapts nothing: zero adaptation FLOPs, off a log axis.
   per_ep = np.moveaxis(v[:, :, keep], 1, 2)  # [S, P, E]
   seeds = per_ep.shape[0]
-  out = dict(k=k, adaptation_flops=flops, mean=y, ci95=ci, n_seeds=seeds,
-             episodes=v.shape[1], include_k0=cfg["include_k0"], fit_k=k[keep])
+  query = next(r.get("query_flops") for r in rows if r["group"] == "base")
+  out = dict(k=k, adaptation_flops=flops, query_flops=query, mean=y, ci95=ci,
+             n_seeds=seeds, single_seed=single, episodes=v.shape[1], fit_k=k[keep])
   out.update(fit_curve(flops[keep], y[keep], ci[keep],
                        per_ep if seeds > 1 else per_ep[0], n_boot=cfg["n_boot"],
-                       holdout_fraction=cfg["holdout_fraction"], rng=rng, paired=True,
-                       seeds_axis=0 if seeds > 1 else None))
-  # Sensitivity: the same comparison with the other choice about k = 0.
-  alt = k >= (1 if cfg["include_k0"] else 0)
-  if alt.sum() > 3:
-    w = _weights(y[alt], ci[alt])
-    models = [m for m in MODELS if len(fits_lib.get_model(m).param_names) < alt.sum()]
-    out["k0_sensitivity"] = dict(
-        include_k0=not cfg["include_k0"],
-        compare=[f.to_dict() for f in fits_lib.compare(flops[alt], y[alt], models=models,
-                                                      weights=w)])
-  # Does the last doubling of k still help? Paired over the same episodes.
-  flat = v.reshape(-1, v.shape[-1])
-  d = flat[:, -1] - flat[:, -2]
-  out["last_doubling"] = dict(k_from=int(k[-2]), k_to=int(k[-1]), diff=float(d.mean()),
-                              ci95=float(stats.half_width(d)))
+                       rng=rng, paired=True, seeds_axis=0 if seeds > 1 else None))
+  # Does the last doubling of k still help? Paired over seeds and the same episodes.
+  d = intervals.paired_difference(v[:, :, -2], v[:, :, -1], seeds_a=range(seeds),
+                                  seeds_b=range(seeds))
+  out["last_doubling"] = dict(k_from=int(k[-2]), k_to=int(k[-1]), diff=float(d.mean),
+                              ci95=float(d.half_width), single_seed=bool(d.single_seed))
   return out
 
 
-def _at_k(rows, per_episode, group, metric, k_wanted) -> tuple[int, float, float,
-                                                                 np.ndarray, float]:
-  """(k, mean, ci95, per-episode values, adaptation FLOPs) of a group at the smallest
-  evaluated k >= k_wanted."""
+def _at_k(rows, per_episode, group, metric, k_wanted) -> tuple[int, dict, np.ndarray,
+                                                                 float]:
+  """(k, interval, per-episode values [S, E], adaptation FLOPs) of a group at the
+  smallest evaluated k >= k_wanted."""
   ks, flops = _ks(rows, group, metric)
   i = int(np.searchsorted(ks, k_wanted)) if k_wanted <= ks[-1] else len(ks) - 1
-  v = _values(rows, per_episode, group, metric)[:, :, i].ravel()
-  ci = stats.half_width(v, single=0.0)
-  return int(ks[i]), float(v.mean()), float(ci), v, float(flops[i])
+  v = _values(rows, per_episode, group, metric)[:, :, i]
+  return int(ks[i]), _interval(v), v, float(flops[i])
 
 
 def _groups(rows) -> list[dict]:
@@ -182,18 +197,68 @@ def _groups(rows) -> list[dict]:
   return out
 
 
-def _interp(x: float, xs: np.ndarray, ys: np.ndarray) -> Optional[float]:
-  """Linear interpolation in log x within the measured range (None outside it)."""
-  lx, lxs = math.log(x), np.log(xs)
-  if lx < lxs.min() - 1e-9 or lx > lxs.max() + 1e-9:
+def _interp(x: float, xs, ys) -> Optional[float]:
+  """Linear interpolation in log x within the measured range of x > 0 (None outside)."""
+  xs, ys = np.asarray(xs, float), np.asarray(ys, float)
+  pos = xs > 0
+  if x <= 0 or not pos.any():
     return None
-  order = np.argsort(lxs)
-  return float(np.interp(lx, lxs[order], ys[order]))
+  return frontier_lib.interpolate_log(x, xs[pos], ys[pos])
+
+
+def _frontier(rows, per_episode, groups, metric, cfg, rng) -> dict:
+  """Envelopes over every (setting, k >= 1), and the K_train × k grid's exchange rate
+  and two-variable law."""
+  records = []
+  for g in groups:
+    ks, flops = _ks(rows, g["group"], metric)
+    v = _values(rows, per_episode, g["group"], metric)
+    for i, k in enumerate(ks):
+      if k >= 1:
+        records.append(frontier_lib.Record(
+            group=g["group"], k=int(k), meta_training_flops=g["meta_training_flops"],
+            adaptation_flops=float(flops[i]), error=float(v[:, :, i].mean()),
+            values=v[:, :, i]))
+  out: dict[str, Any] = {}
+  env = frontier_lib.adaptation_frontier(records)
+  out["adaptation"] = [dict(group=g, k=int(k), adaptation_flops=float(c), error=float(e))
+                       for g, k, c, e in zip(env.groups, env.k, env.compute, env.error)]
+  out["total"] = {}
+  for n_test in cfg["n_test"]:
+    env = frontier_lib.total_flops_frontier(records, n_test)
+    out["total"][str(n_test)] = [
+        dict(group=g, k=int(k), total_flops=float(c), error=float(e))
+        for g, k, c, e in zip(env.groups, env.k, env.compute, env.error)]
+  # The K_train axis with every test-time k: a grid of (meta-training, test-time) FLOPs.
+  kt = [g["group"] for g in groups if g["axis"] in ("base", "k_train")]
+  grid_records = [r for r in records if r.group in kt]
+  if len(kt) < 3:
+    out["grid"] = {"skipped": f"{len(kt)} K_train settings: too few for a grid"}
+    return out
+  grid = frontier_lib.error_grid_from_records(grid_records, rng=rng,
+                                              n_boot=cfg["n_boot"])
+  levels = np.quantile(grid.error[np.isfinite(grid.error)], [0.25, 0.5])
+  rates = []
+  for level in levels:
+    r = _safe(lambda level=level: fits_lib._jsonable(dataclasses.asdict(  # pylint: disable=protected-access
+        frontier_lib.exchange_rate(grid.meta_training_flops, grid.adaptation_flops,
+                                   grid.error, float(level), error_samples=grid.samples))))
+    rates.append(dict(r, level=float(level)))
+  x = np.array([r.meta_training_flops for r in grid_records])
+  a = np.array([r.adaptation_flops for r in grid_records])
+  err = np.array([r.error for r in grid_records])
+  law = _safe(lambda: laws.fit(x, a, err).to_dict())
+  boot = (_safe(lambda: laws.bootstrap(x, a, [r.values.ravel() for r in grid_records],
+                                       max(cfg["n_boot"] // 4, 20), rng).to_dict())
+          if "skipped" not in law else {"skipped": law["skipped"]})
+  out["grid"] = dict(groups=kt, n_points=len(grid_records), exchange_rates=rates,
+                     law=law, law_bootstrap=boot)
+  return out
 
 
 def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
-            metrics: Sequence[str], n_boot: int = 200, holdout_fraction: float = 0.3,
-            include_k0: bool = False, seed: int = 0) -> dict:
+            metrics: Sequence[str], n_boot: int = 200,
+            n_test: Sequence[float] = (100, 10_000), seed: int = 0) -> dict:
   """Every fit and comparison of a sweep, JSON-ready after ``fits_lib._jsonable``.
 
   Args:
@@ -201,54 +266,51 @@ def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
     per_episode: ``"{point}/{metric}" -> [episodes, P]``.
     metrics: error-like metrics to analyse, e.g. ``('error', 'loss')``.
     n_boot: bootstrap replicates per model and curve.
-    holdout_fraction: fraction of the highest-compute points held out.
-    include_k0: fit the test-time curve including k = 0 (no adaptation).
+    n_test: test episodes over which a deployment spends its adaptation FLOPs, for
+      total compute ``M + N_test·a`` (explicit: the frontier depends on it).
     seed: seed of the bootstrap's generator.
 
   Returns:
     A dict with ``groups`` and, per metric, ``test_time``, ``meta_training``,
-    ``tasks`` and ``iso_flop`` (see the module docstring).
+    ``tasks``, ``iso_flop`` and ``frontier`` (see the module docstring).
   """
   rng = np.random.default_rng(seed)
-  cfg = dict(n_boot=n_boot, holdout_fraction=holdout_fraction, include_k0=include_k0)
+  cfg = dict(n_boot=n_boot, n_test=tuple(n_test))
   groups = _groups(rows)
   base = groups[0]
   if base["axis"] != "base":
     raise ValueError("the rows have no base point")
   out: dict[str, Any] = dict(groups=groups, metrics=list(metrics), base=base["group"],
-                             holdout_fraction=holdout_fraction, n_boot=n_boot)
+                             n_boot=n_boot, n_test=list(n_test))
   for metric in metrics:
     res: dict[str, Any] = {}
     res["test_time"] = _test_time(rows, per_episode, metric, cfg, rng)
     summary = {}
     for g in groups:
-      k, mean, ci, v, fl = _at_k(rows, per_episode, g["group"], metric, g["k_train"])
-      summary[g["group"]] = dict(k=k, mean=mean, ci95=ci, adaptation_flops=fl, values=v)
+      k, iv, v, fl = _at_k(rows, per_episode, g["group"], metric, g["k_train"])
+      summary[g["group"]] = dict(k=k, adaptation_flops=fl, values=v, **iv)
     res["meta_training"] = {}
     for axis in ("k_train", "shots"):
       gs = [g for g in groups if g["axis"] in ("base", axis)]
       gs.sort(key=lambda g: g["meta_training_flops"])
-      entry = dict(groups=[g["group"] for g in gs],
-                   values=[g[axis] for g in gs],
+      entry = dict(groups=[g["group"] for g in gs], values=[g[axis] for g in gs],
                    meta_training_flops=[g["meta_training_flops"] for g in gs],
-                   mean=[summary[g["group"]]["mean"] for g in gs],
-                   ci95=[summary[g["group"]]["ci95"] for g in gs],
-                   k=[summary[g["group"]]["k"] for g in gs])
-      if len(gs) >= 4:
-        entry["fits"] = fit_curve(
-            np.array(entry["meta_training_flops"]), np.array(entry["mean"]),
-            np.array(entry["ci95"]), [summary[g["group"]]["values"] for g in gs],
-            n_boot=n_boot, holdout_fraction=1.0 / len(gs), rng=rng, paired=False)
+                   **{key: [summary[g["group"]][key] for g in gs]
+                      for key in ("mean", "ci95", "k", "single_seed")})
+      entry["fits"] = fit_curve(
+          np.array(entry["meta_training_flops"]), np.array(entry["mean"]),
+          np.array(entry["ci95"]), [summary[g["group"]]["values"].ravel() for g in gs],
+          n_boot=n_boot, rng=rng, paired=False)
       res["meta_training"][axis] = entry
-    tasks = [g for g in groups if g["axis"] in ("base", "tasks")]
     res["tasks"] = []
-    for g in tasks:
-      k_max, mean_max, ci_max, _, _ = _at_k(rows, per_episode, g["group"], metric, 1e9)
+    for g in (g for g in groups if g["axis"] in ("base", "tasks")):
+      k_max, iv_max, _, _ = _at_k(rows, per_episode, g["group"], metric, 1e9)
       res["tasks"].append(dict(
           group=g["group"], tasks=g["tasks"], meta_training_flops=g["meta_training_flops"],
-          k_max=k_max, k_max_mean=mean_max, k_max_ci95=ci_max,
-          **{k: summary[g["group"]][k] for k in ("k", "mean", "ci95")}))
+          k_max=k_max, k_max_mean=iv_max["mean"], k_max_ci95=iv_max["ci95"],
+          **{k: summary[g["group"]][k] for k in ("k", "mean", "ci95", "single_seed")}))
     res["iso_flop"] = _iso_flop(res, groups, summary, base)
+    res["frontier"] = _frontier(rows, per_episode, groups, metric, cfg, rng)
     for s in summary.values():
       del s["values"]
     res["summary"] = summary
@@ -277,15 +339,11 @@ def _iso_flop(res, groups, summary, base) -> dict:
     if g["axis"] not in ("shots", "tasks") or len(kt["groups"]) < 2:
       continue
     s = summary[g["group"]]
+    at = lambda ys, g=g: _interp(g["meta_training_flops"], kt["meta_training_flops"], ys)
     meta.append(dict(
         group=g["group"], axis=g["axis"], value=g["axis_value"],
         meta_training_flops=g["meta_training_flops"], mean=s["mean"], ci95=s["ci95"],
-        k_train_mean=_interp(g["meta_training_flops"], np.array(kt["meta_training_flops"]),
-                             np.array(kt["mean"])),
-        k_train_ci95=_interp(g["meta_training_flops"], np.array(kt["meta_training_flops"]),
-                             np.array(kt["ci95"])),
-        k_train_equivalent=_interp(g["meta_training_flops"],
-                                   np.array(kt["meta_training_flops"]),
-                                   np.array(kt["values"], dtype=float))))
+        k_train_mean=at(kt["mean"]), k_train_ci95=at(kt["ci95"]),
+        k_train_equivalent=at(np.array(kt["values"], dtype=float))))
   return dict(test_time=test_time, meta_training=meta,
               base_k=summary[base["group"]]["k"])

@@ -265,6 +265,50 @@ MODELS: Mapping[str, CurveModel] = types.MappingProxyType({
 DEFAULT_MODELS = ('power_law_floor', 'power_law', 'sigmoid_log', 'm4')
 
 
+def bound_hits(model: CurveModel, theta: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+               rtol: float = 1e-6) -> list[tuple[str, str]]:
+  """Parameters of a fit that ended at, or within ``rtol`` of, a bound of the box.
+
+  Internal parameter i and public parameter i are the same quantity up to a
+  monotone map (log, shift, or ``U = E + D``), so a hit is reported under the
+  public name at the same position. "Within rtol" is relative to the larger of
+  the bound's magnitude and the box width, so a bound at 0 gets a sensible scale.
+
+  Args:
+    model: the curve family.
+    theta: fitted internal parameters.
+    lower, upper: the box the fit was bounded by (``model.bounds``).
+    rtol: relative tolerance.
+
+  Returns:
+    ``(public name, 'lower' | 'upper')`` for each parameter at a bound.
+  """
+  hits = []
+  for i, name in enumerate(model.param_names):
+    width = float(upper[i] - lower[i])
+    for side, b in (('lower', float(lower[i])), ('upper', float(upper[i]))):
+      if abs(float(theta[i]) - b) <= rtol * max(abs(b), width, _TINY):
+        hits.append((name, side))
+  return hits
+
+
+def jsonable(v: Any) -> Any:
+  """Python floats / lists / dicts, non-finite floats as None (strict JSON)."""
+  if isinstance(v, Mapping):
+    return {str(k): jsonable(x) for k, x in v.items()}
+  if isinstance(v, np.ndarray):
+    v = v.tolist()
+  if isinstance(v, (list, tuple)):
+    return [jsonable(x) for x in v]
+  if isinstance(v, (bool, np.bool_)):
+    return bool(v)
+  if isinstance(v, (int, np.integer)):
+    return int(v)
+  if isinstance(v, (float, np.floating)):
+    return float(v) if math.isfinite(v) else None
+  return v
+
+
 def get_model(name: str) -> CurveModel:
   """Returns the registered model ``name``; raises ValueError naming the choices."""
   if name not in MODELS:

@@ -6,7 +6,8 @@ saturating curve; and a good in-sample fit says nothing about extrapolation. So
 every fit here is meant to be compared with alternatives (``compare``: AIC,
 AICc, BIC, Akaike weights), tested on held-out high compute
 (``extrapolation_test``) and given bootstrap confidence intervals over episodes
-and seeds (``bootstrap``).
+and seeds (``bootstrap``). A fit that did not converge, or with a parameter at a
+bound of its box, is not an estimate: it is kept, with the reason, but not ranked.
 
 The curve forms and their public parameters are in ``metalearn.scaling.curves``,
 whose ``MODELS``, ``DEFAULT_MODELS``, ``get_model`` and ``predict`` are re-exported
@@ -24,29 +25,13 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
-from metalearn.scaling.curves import DEFAULT_MODELS, MODELS, get_model, predict
+from metalearn.scaling.curves import DEFAULT_MODELS, MODELS, bound_hits, get_model, predict
+from metalearn.scaling.curves import jsonable as _jsonable
 
 __all__ = [
     'DEFAULT_MODELS', 'MODELS', 'BootstrapResult', 'FitResult', 'bootstrap', 'compare',
     'extrapolation_test', 'fit', 'get_model', 'predict',
 ]
-
-
-def _jsonable(v: Any) -> Any:
-  """Python floats / lists / dicts, non-finite floats as None (strict JSON)."""
-  if isinstance(v, Mapping):
-    return {str(k): _jsonable(x) for k, x in v.items()}
-  if isinstance(v, np.ndarray):
-    v = v.tolist()
-  if isinstance(v, (list, tuple)):
-    return [_jsonable(x) for x in v]
-  if isinstance(v, (bool, np.bool_)):
-    return bool(v)
-  if isinstance(v, (int, np.integer)):
-    return int(v)
-  if isinstance(v, (float, np.floating)):
-    return float(v) if math.isfinite(v) else None
-  return v
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,11 +51,16 @@ class FitResult:
     aic, aicc, bic: information criteria (aicc is inf when n <= k + 2).
     success: the optimiser converged (scipy ``least_squares`` status > 0).
     message: the optimiser's message.
+    at_bound: public names of parameters that ended at (within a relative 1e-6
+      of) a bound of the fitting box: their values are the box's, not estimates.
+    rankable: converged with no parameter at a bound; only such fits are ranked.
+    unranked_reason: why not, as a sentence; None when rankable.
     c_min, c_max: compute range of the data: the fit says nothing outside it
       unless ``extrapolation_test`` says otherwise.
     weighted: weights were given.
-    criterion, delta_ic, ic_weight: set by ``compare`` only: the criterion
-      ranked on, its difference to the best fit, and the Akaike weight.
+    criterion, delta_ic, ic_weight, rank: set by ``compare`` only: the
+      criterion, its difference to the best rankable fit, the Akaike weight and
+      the 1-based rank (None and weight 0 for a fit that is not rankable).
   """
   model: str
   params: Mapping[str, float]
@@ -86,9 +76,13 @@ class FitResult:
   c_min: float
   c_max: float
   weighted: bool
+  at_bound: list[str] = dataclasses.field(default_factory=list)
+  rankable: bool = True
+  unranked_reason: str | None = None
   criterion: str | None = None
   delta_ic: float | None = None
   ic_weight: float | None = None
+  rank: int | None = None
 
   def predict(self, compute: Any) -> np.ndarray:
     """The fitted curve at ``compute``."""
@@ -112,9 +106,8 @@ def _prepare(compute, y, weights):
   return c, y, w
 
 
-def _least_squares(model, u, y, sw, starts):
+def _least_squares(model, u, y, sw, starts, lo, hi):
   """Multi-start bounded least squares; returns (theta, rss, success, message)."""
-  lo, hi = model.bounds(u, y)
   pad = 1e-9 * (hi - lo)
   best = None
   for th0 in starts:
@@ -135,8 +128,20 @@ def _least_squares(model, u, y, sw, starts):
   return best
 
 
-def _result(model, theta, x0, rss, n, weights, success, message, c, weighted):
+def _rank_check(model, theta, lo, hi, success, message):
+  """(at_bound names, rankable, reason): a fit at a bound or unconverged is not ranked."""
+  hits = bound_hits(model, theta, lo, hi)
+  reasons = [] if success else [f'the optimiser did not converge ({message})']
+  if hits:
+    reasons.append('parameter(s) at a bound of the fitting box, so not estimated: '
+                   + ', '.join(f'{n} at its {side} bound' for n, side in hits))
+  reason = (f'{model.name} not ranked: ' + '; '.join(reasons) + '.') if reasons else None
+  return [n for n, _ in hits], not reasons, reason
+
+
+def _result(model, theta, x0, rss, n, weights, success, message, c, weighted, box):
   k = len(model.param_names)
+  at_bound, rankable, reason = _rank_check(model, theta, *box, success, message)
   rss_ = max(rss, np.finfo(float).tiny)
   loglik = (-0.5 * n * (math.log(2 * math.pi * rss_ / n) + 1.0)
             + 0.5 * float(np.sum(np.log(weights))))
@@ -148,7 +153,8 @@ def _result(model, theta, x0, rss, n, weights, success, message, c, weighted):
       model=model.name, params=dict(zip(model.param_names, map(float, pub), strict=True)),
       rss=rss, n=n, k=k, loglik=loglik, aic=aic, aicc=aicc,
       bic=-2.0 * loglik + p * math.log(n), success=success, message=message,
-      c_min=float(c.min()), c_max=float(c.max()), weighted=weighted)
+      c_min=float(c.min()), c_max=float(c.max()), weighted=weighted,
+      at_bound=at_bound, rankable=rankable, unranked_reason=reason)
 
 
 def _fit(model, c, y, w, weighted, starts=None):
@@ -157,8 +163,9 @@ def _fit(model, c, y, w, weighted, starts=None):
   x0 = float(np.mean(x))
   u = x - x0
   starts = model.starts(u, y) if starts is None else starts
-  theta, rss, ok, msg = _least_squares(model, u, y, np.sqrt(w), starts)
-  return _result(model, theta, x0, rss, len(y), w, ok, msg, c, weighted), theta, x0
+  box = model.bounds(u, y)
+  theta, rss, ok, msg = _least_squares(model, u, y, np.sqrt(w), starts, *box)
+  return _result(model, theta, x0, rss, len(y), w, ok, msg, c, weighted, box), theta, x0
 
 
 def fit(model_name: str, compute: Any, y: Any, weights: Any = None) -> FitResult:
@@ -192,24 +199,31 @@ def compare(compute: Any, y: Any, models: Sequence[str] = DEFAULT_MODELS,
     criterion: 'aic' (default), 'aicc' or 'bic'.
 
   Returns:
-    Fits sorted best first, each with ``delta_ic`` (criterion minus the best)
-    and ``ic_weight`` (Akaike weight ``exp(-delta/2)``, normalised over the
-    successful fits). Failed fits come last with weight 0 and ``delta_ic`` None.
+    Every fit: the rankable ones (converged, no parameter at a bound) first, best
+    first, with ``rank`` 1, 2, ... and ``ic_weight`` (Akaike weight
+    ``exp(-delta/2)`` normalised over them); then the others, with rank None,
+    weight 0 and their ``unranked_reason``. ``delta_ic`` is the criterion minus
+    that of the best rankable fit (of the best converged one if none is
+    rankable) for every converged fit, None for unconverged ones; for an
+    unranked fit it is for reference only, not evidence for or against it.
   """
   if criterion not in ('aic', 'aicc', 'bic'):
     raise ValueError(f"criterion must be 'aic', 'aicc' or 'bic'; got {criterion!r}.")
   n = np.asarray(y).shape[0]
   fits = [fit(m, compute, y, weights) for m in models
           if len(get_model(m).param_names) < n]
+  fits.sort(key=lambda f: (not f.rankable, not f.success, getattr(f, criterion)))
   scores = [getattr(f, criterion) for f in fits]
-  best = min((s for f, s in zip(fits, scores, strict=True) if f.success),
-             default=math.nan)
-  rel = [math.exp(-0.5 * (s - best)) if f.success else 0.0
+  ranked = [s for f, s in zip(fits, scores, strict=True) if f.rankable]
+  ref = min(ranked or [s for f, s in zip(fits, scores, strict=True) if f.success]
+            or [math.nan])
+  rel = [math.exp(-0.5 * (s - ref)) if f.rankable else 0.0
          for f, s in zip(fits, scores, strict=True)]
-  out = [dataclasses.replace(
-      f, criterion=criterion, delta_ic=s - best if f.success else None,
-      ic_weight=r / sum(rel)) for f, s, r in zip(fits, scores, rel, strict=True)]
-  return sorted(out, key=lambda f: (not f.success, getattr(f, criterion)))
+  total = sum(rel)
+  return [dataclasses.replace(
+      f, criterion=criterion, delta_ic=s - ref if f.success else None,
+      ic_weight=r / total if total > 0 else 0.0, rank=i + 1 if f.rankable else None)
+          for i, (f, s, r) in enumerate(zip(fits, scores, rel, strict=True))]
 
 
 def extrapolation_test(model_name: str, compute: Any, y: Any, *,

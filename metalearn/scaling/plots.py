@@ -43,21 +43,20 @@ def _test_time_panel(ax, tt: dict, metric: str) -> None:
   k = np.array(tt["k"])
   c = np.array(tt["adaptation_flops"])
   y, ci = np.array(tt["mean"]), np.array(tt["ci95"])
-  fitted = np.isin(k, tt["fit_k"])
+  fitted = k >= 1
   ax.errorbar(c[fitted], y[fitted], ci[fitted], fmt="o", color="k", ms=4, capsize=2,
-              label="measured (95% CI)", zorder=5)
-  if (~fitted).any():
-    off = ", ".join(f"k={kk}: {yy:.3g}" for kk, yy in zip(k[~fitted], y[~fitted]))
-    ax.errorbar(c[~fitted], y[~fitted], ci[~fitted], fmt="o", mfc="white", color="k",
-                ms=4, capsize=2, label=f"not fitted ({off}; may be off scale)", zorder=5)
-    lo, hi = (y - ci)[fitted].min(), (y + ci)[fitted].max()
-    ax.set_ylim(lo / 1.3, hi * 1.3)  # Scale to the fitted points, not the k=0 outlier.
-  for kk, cc, yy in zip(k, c, y):
+              label="measured (95% CI, seeds × episodes)", zorder=5)
+  if (k == 0).any():
+    ax.axhline(y[k == 0][0], color="0.5", ls=":", lw=1,
+               label=f"k = 0, no adaptation: {y[k == 0][0]:.3g} (0 FLOPs)")
+  lo, hi = (y - ci)[fitted].min(), (y + ci)[fitted].max()
+  ax.set_ylim(max(lo, 1e-12) / 1.3, hi * 1.3)  # The fitted points, not the k=0 outlier.
+  for kk, cc, yy in zip(k[fitted], c[fitted], y[fitted]):
     ax.annotate(f"k={kk}", (cc, yy), textcoords="offset points", xytext=(3, 4),
                 fontsize=6)
-  grid = np.geomspace(c.min(), c.max(), 200)
-  for f in tt["compare"]:
-    if not f["success"]:
+  grid = np.geomspace(c[fitted].min(), c[fitted].max(), 200)
+  for f in tt.get("compare", []):
+    if not f.get("rankable"):
       continue
     m = f["model"]
     d = f["delta_ic"]
@@ -68,13 +67,16 @@ def _test_time_panel(ax, tt: dict, metric: str) -> None:
       ax.fill_between(b["compute_grid"], b["curve_low"], b["curve_high"],
                       color=COLORS[m], alpha=0.12, lw=0)
   split = None
-  for m, e in tt["extrapolation"].items():
-    if "fit" not in e or m not in ("power_law_floor", "sigmoid_log"):
+  for m, e in tt.get("extrapolation", {}).items():
+    first = next((s for s in e.get("splits", []) if "fit" in s), None)
+    if first is None or m not in ("power_law_floor", "sigmoid_log"):
       continue
-    split = e["c_split"]
+    split = first["c_split"]
     xs = np.geomspace(split, c.max(), 50)
-    ax.plot(xs, fits_lib.predict(m, xs, e["fit"]["params"]), color=COLORS[m], ls="--",
-            lw=1.2, label=f"{m} fitted below split (RMSE {e['rmse']:.3g})")
+    inside = sum(p["inside_ci"] for p in first["points"])
+    ax.plot(xs, fits_lib.predict(m, xs, first["fit"]["params"]), color=COLORS[m],
+            ls="--", lw=1.2, label=f"{m} fitted below the split ({inside}/"
+            f"{len(first['points'])} held out inside their CI)")
   if split is not None:
     ax.axvspan(split, c.max() * 1.2, color="0.85", alpha=0.5, lw=0,
                label="held out (extrapolation)")
@@ -92,16 +94,20 @@ def _group_curves(rows: Sequence[dict], metric: str) -> dict:
     ks = sorted(by_k)
     mean = [np.mean([r["mean"] for r in by_k[k]]) for k in ks]
     ci = [np.mean([r["ci95"] for r in by_k[k]]) / np.sqrt(len(by_k[k])) for k in ks]
-    curves[g] = (np.array(ks), np.array([by_k[k][0]["adaptation_flops"] for k in ks]),
-                 np.array(mean), np.array(ci), by_k[ks[0]][0])
+    keep = [i for i, k in enumerate(ks) if k >= 1]  # k = 0 costs 0 FLOPs: off log axes.
+    curves[g] = (np.array(ks)[keep],
+                 np.array([by_k[k][0]["adaptation_flops"] for k in ks])[keep],
+                 np.array(mean)[keep], np.array(ci)[keep], by_k[ks[0]][0])
   return curves
 
 
 def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
   res = fits[metric]
   tt = res["test_time"]
-  ax_t.errorbar(tt["adaptation_flops"], tt["mean"], tt["ci95"], fmt="-o", ms=3,
-                color="k", capsize=2, label="inner steps k (base model)")
+  pos = np.array(tt["k"]) >= 1
+  ax_t.errorbar(np.array(tt["adaptation_flops"])[pos], np.array(tt["mean"])[pos],
+                np.array(tt["ci95"])[pos], fmt="-o", ms=3, color="k", capsize=2,
+                label="inner steps k (base model)")
   shots = [g for g in fits["groups"] if g["axis"] in ("base", "shots")]
   shots.sort(key=lambda g: g["shots"])
   s = res["summary"]
@@ -189,4 +195,103 @@ def plot_all(rows: Sequence[dict], fits: dict, out_dir: str, footer: str = ""
                     f"k-curves along the {axis} axis")
   save_figure(fig, os.path.join(out_dir, "axes.png"), footer)
   names.append("axes.png")
+  for name, draw in (("residuals.png", _residuals_figure), ("drift.png", _drift_figure),
+                     ("frontier.png", _frontier_figure)):
+    fig = draw(fits, metrics)
+    if fig is not None:
+      save_figure(fig, os.path.join(out_dir, name), footer)
+      names.append(name)
   return names
+
+
+def _residuals_figure(fits: dict, metrics: Sequence[str]):
+  """Fitted minus measured along test-time compute, against the points' own CIs."""
+  tts = [(m, fits[m]["test_time"]) for m in metrics if fits[m]["test_time"].get("residuals")]
+  if not tts:
+    return None
+  fig, axes = plt.subplots(1, len(tts), figsize=(6 * len(tts), 3.8), squeeze=False)
+  for ax, (metric, tt) in zip(axes[0], tts):
+    c = np.array(tt["compute"])
+    ci = np.array(tt["y_ci95"])
+    ax.fill_between(c, -ci, ci, color="0.85", label="measured point's 95% CI")
+    for m, r in tt["residuals"].items():
+      ax.plot(r["compute"], r["residual"], "-o", ms=3, color=COLORS[m], label=m)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xscale("log")
+    ax.set_xlabel("adaptation FLOPs per episode")
+    ax.set_ylabel(f"fitted − measured {_label(metric)}")
+    ax.set_title("residuals of the ranked fits (test-time compute)", fontsize=9)
+    ax.legend(fontsize=6)
+    ax.grid(alpha=0.3, which="both")
+  return fig
+
+
+def _drift_figure(fits: dict, metrics: Sequence[str]):
+  """The power law's floor E and exponent α refitted on growing compute ranges."""
+  metric = metrics[0]
+  drift = fits[metric]["test_time"].get("drift", {})
+  if not drift.get("c_max"):
+    return None
+  fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+  for ax, name in zip(axes, ("E", "alpha")):
+    est, se = np.array(drift["estimate"][name], float), np.array(drift["se"][name], float)
+    ax.errorbar(drift["c_max"], est, 1.96 * np.nan_to_num(se), fmt="-o", ms=3,
+                color="C0", capsize=2, label=f"fitted {name} (±1.96 se)")
+    if name == "E":
+      ax.axhline(drift["last_point"]["y"], color="k", ls=":", lw=1,
+                 label=f"last measured point {drift['last_point']['y']:.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("largest adaptation FLOPs in the fitting range")
+    ax.set_ylabel({"E": f"floor E ({_label(metric)})", "alpha": "exponent α"}[name])
+    ax.legend(fontsize=6)
+    ax.grid(alpha=0.3, which="both")
+  fig.suptitle("Power law with floor refitted on C ≤ c: does the floor move with the "
+               "range?", fontsize=10)
+  return fig
+
+
+def runs(env: Sequence[dict]) -> list[tuple[str, int, int, int]]:
+  """Consecutive envelope points of one setting: ``(group, first k, last k, index)``."""
+  out = []
+  for i, p in enumerate(env):
+    if out and out[-1][0] == p["group"]:
+      out[-1] = (p["group"], out[-1][1], p["k"], out[-1][3])
+    else:
+      out.append((p["group"], p["k"], p["k"], i))
+  return out
+
+
+def _label_runs(ax, env: Sequence[dict], x_key: str) -> None:
+  """One label per run of one setting along the envelope, at its first point."""
+  for j, (group, k0, k1, i) in enumerate(runs(env)):
+    ks = f"k={k0}" if k0 == k1 else f"k={k0}–{k1}"
+    ax.annotate(f"{group}, {ks}", (env[i][x_key], env[i]["error"]),
+                textcoords="offset points", xytext=(5, 3) if j % 2 else (-6, -9),
+                ha="left" if j % 2 else "right", fontsize=6)
+
+
+def _frontier_figure(fits: dict, metrics: Sequence[str]):
+  """The lower envelope over every (setting, k), per adaptation and total FLOPs."""
+  metric = metrics[0]
+  fr = fits[metric].get("frontier", {})
+  if not fr.get("adaptation"):
+    return None
+  n_test = next(iter(fr.get("total", {})), None)
+  fig, axes = plt.subplots(1, 2 if n_test else 1, figsize=(11, 4), squeeze=False)
+  env = fr["adaptation"]
+  ax = axes[0][0]
+  ax.plot([p["adaptation_flops"] for p in env], [p["error"] for p in env], "-o", ms=4,
+          color="C3", label="lower envelope")
+  _label_runs(ax, env, "adaptation_flops")
+  _finish_log_log(ax, "adaptation FLOPs per episode", metric,
+                  "best error for its test-time compute")
+  if n_test:
+    env = fr["total"][n_test]
+    ax = axes[0][1]
+    ax.plot([p["total_flops"] for p in env], [p["error"] for p in env], "-o", ms=4,
+            color="C3", label="lower envelope")
+    _label_runs(ax, env, "total_flops")
+    _finish_log_log(ax, f"meta-training + {int(float(n_test)):,} × adaptation FLOPs",
+                    metric, f"best error for its total compute (N_test = "
+                    f"{int(float(n_test)):,})")
+  return fig

@@ -5,8 +5,10 @@
 ``per_episode.npz``, ``fits.json``, ``plots/*.png`` and ``report.md``. ``markdown``
 turns the fits into statements of what the data support and what they do not, with
 the thresholds stated: |ΔAIC| < 2 is "indistinguishable", 2-10 "favoured", > 10
-"strongly favoured" (Burnham & Anderson); held-out RMSE ratios above 1.25 are called
-"worse".
+"strongly favoured" (Burnham & Anderson), between forms that may be ranked (none of
+their parameters at a bound). Extrapolation is judged against the held-out points' own
+95% intervals, never as a ratio between forms. Every interval is over training seeds
+and evaluation episodes; a single-seed point says its interval is over episodes only.
 """
 
 import csv
@@ -45,11 +47,18 @@ def _by_model(fits: dict) -> dict[str, dict]:
   return {f["model"]: f for f in fits["compare"]}
 
 
+def _ranked(fits: dict) -> dict[str, dict]:
+  return {f["model"]: f for f in fits["compare"] if f.get("rankable")}
+
+
 def aic_statement(fits: dict, a: str = "power_law_floor", b: str = "sigmoid_log") -> str:
-  """What AIC says about models ``a`` and ``b`` on one curve."""
-  m = _by_model(fits)
-  if a not in m or b not in m or not (m[a]["success"] and m[b]["success"]):
-    return f"{NAMES[a]} and {NAMES[b]} could not both be fitted on these points."
+  """What AIC says about forms ``a`` and ``b`` on one curve (rankable fits only)."""
+  m, every = _ranked(fits), _by_model(fits)
+  for name in (a, b):
+    if name not in m:
+      why = (every[name].get("unranked_reason") if name in every else
+             fits.get("declined_models", {}).get(name, "not fitted"))
+      return f"{NAMES[a]} vs {NAMES[b]}: not compared, the {NAMES[name]} is not ranked ({why})."
   d = m[a]["aic"] - m[b]["aic"]
   n = m[a]["n"]
   if abs(d) < 2:
@@ -63,7 +72,7 @@ def aic_statement(fits: dict, a: str = "power_law_floor", b: str = "sigmoid_log"
 
 def aicc_statement(fits: dict) -> Optional[str]:
   """Says so when the small-sample correction (AICc) reverses AIC's ranking."""
-  ok = [f for f in fits["compare"] if f["success"]]
+  ok = list(_ranked(fits).values())
   finite = [f for f in ok if f["aicc"] is not None and math.isfinite(f["aicc"])]
   if not finite:
     return None
@@ -71,35 +80,32 @@ def aicc_statement(fits: dict) -> Optional[str]:
   by_aicc = min(finite, key=lambda f: f["aicc"])["model"]
   if by_aic == by_aicc:
     return f"AICc (the small-sample correction) agrees: {by_aicc} ranks first."
-  n = ok[0]["n"]
   return (f"AIC and AICc disagree: AIC ranks {by_aic} first, AICc ranks {by_aicc} "
-          f"first (the correction is large with {n} points), so these points do not "
-          "decide between them.")
+          f"first (the correction is large with {ok[0]['n']} points), so these points do "
+          "not decide between them.")
+
+
+def unranked_statements(fits: dict) -> list[str]:
+  """Forms fitted but not ranked, and forms not fitted, with the reason."""
+  out = [f"{NAMES[f['model']]}: fitted but not ranked ({f['unranked_reason']})."
+         for f in fits["compare"] if not f.get("rankable")]
+  out += [f"{NAMES[m]}: not fitted ({why})."
+          for m, why in fits.get("declined_models", {}).items()]
+  return out
 
 
 def extrapolation_statements(fits: dict) -> list[str]:
-  """Ranks models by held-out RMSE; says which extrapolate worse than the best."""
-  ex = {m: e for m, e in fits["extrapolation"].items() if "rmse" in e}
-  if not ex:
-    return ["no model has few enough parameters to be fitted on the lower-compute "
-            "part alone; extrapolation is untested."]
-  ranked = sorted(ex, key=lambda m: ex[m]["rmse"])
-  best = ranked[0]
-  e0 = ex[best]
-  out = [f"fitted on the {e0['n_train']} lowest-compute points (C ≤ {_f(e0['c_split'])}"
-         f" FLOPs) and asked to predict the {e0['n_holdout']} above, the "
-         f"{NAMES[best]} extrapolates best (held-out RMSE {_f(e0['rmse'])}, bias "
-         f"{_f(e0['bias'])})."]
-  for m in ranked[1:]:
-    ratio = ex[m]["rmse"] / max(e0["rmse"], 1e-300)
-    verdict = (f"`{m}` extrapolates worse than `{best}`" if ratio > WORSE_RATIO
-               else f"`{m}` extrapolates about as well as `{best}`")
-    out.append(f"{verdict} (held-out RMSE {_f(ex[m]['rmse'])} vs {_f(e0['rmse'])}, "
-               f"×{ratio:.1f}; bias {_f(ex[m]['bias'])}).")
-  skipped = [m for m, e in fits["extrapolation"].items() if "skipped" in e]
-  if skipped:
-    out.append(f"not tested (too many parameters for the training part): "
-               f"{', '.join(skipped)}.")
+  """Held-out predictions judged against the held-out points' own 95% intervals."""
+  out = []
+  for m, e in fits["extrapolation"].items():
+    if "summary" not in e:
+      out.append(f"{NAMES[m]}: not tested ({e.get('skipped', 'no eligible split')}).")
+      continue
+    splits = [s["n_holdout"] for s in e["splits"] if "fit" in s]
+    out.append(f"{NAMES[m]} (holding out the top {', '.join(map(str, splits))} "
+               f"point(s)): {e['summary']['verdict']}")
+  if fits.get("shared_bias"):
+    out.append(fits["shared_bias"])
   return out
 
 
@@ -132,20 +138,26 @@ def ci_statements(fits: dict) -> list[str]:
 
 
 def _fit_table(fits: dict) -> list[str]:
-  lines = ["| model | parameters | AIC | ΔAIC | ΔAICc | BIC | Akaike weight |",
+  lines = ["| model | rank | parameters | AIC | ΔAIC | ΔAICc | Akaike weight |",
            "| --- | --- | --- | --- | --- | --- | --- |"]
   for f in fits["compare"]:
-    params = ", ".join(f"{k}={_f(v)}" for k, v in f["params"].items())
-    lines.append(f"| {f['model']} | {params} | {_f(f['aic'], 4)} | "
+    params = ", ".join(f"{k}={_f(v)}" + (" (at bound)" if k in f.get("at_bound", []) else "")
+                       for k, v in f["params"].items())
+    rank = f["rank"] if f.get("rank") else "not ranked"
+    lines.append(f"| {f['model']} | {rank} | {params} | {_f(f['aic'], 4)} | "
                  f"{_f(f['delta_ic'], 3)} | {_f(f.get('delta_aicc'), 3)} | "
-                 f"{_f(f['bic'], 4)} | {_f(f['ic_weight'], 2)} |")
+                 f"{_f(f['ic_weight'], 2)} |")
   return lines
 
 
 def _curve_section(fits: dict, metric: str, x_name: str) -> list[str]:
+  if "declined" in fits:
+    return [f"No curve is fitted to {METRIC_NAMES.get(metric, metric)} against {x_name}. "
+            f"{fits['declined']}"]
   lines = [f"Fits of {METRIC_NAMES.get(metric, metric)} against {x_name} "
            f"({len(fits['y'])} points, weighted by 1/CI²):", ""]
   lines += _fit_table(fits) + [""]
+  lines += [f"- Not ranked: {s}" for s in unranked_statements(fits)]
   lines.append(f"- AIC: {aic_statement(fits)}")
   lines.append(f"- AIC: {aic_statement(fits, 'power_law', 'power_law_floor')}")
   aicc = aicc_statement(fits)
@@ -153,6 +165,10 @@ def _curve_section(fits: dict, metric: str, x_name: str) -> list[str]:
     lines.append(f"- AICc: {aicc}")
   lines += [f"- Extrapolation: {s}" for s in extrapolation_statements(fits)]
   lines += [f"- Bootstrap: {s}" for s in ci_statements(fits)]
+  drift = fits.get("drift", {})
+  if "statement" in drift:
+    lines.append(f"- Floor against the fitting range (power law with floor refitted on "
+                 f"C ≤ c for growing c): {drift['statement']}")
   return lines
 
 
@@ -189,24 +205,18 @@ def markdown(fits: dict, context: dict) -> str:
       s = res["summary"][g["group"]]
       lines.append(f"| {g['group']} | {g['k_train']} | {g['shots']} | {g['tasks']} | "
                    f"{_f(g['meta_training_flops'])} | {s['k']} | {_pm(s['mean'], s['ci95'])} |")
-    lines += ["", "### Test-time compute (inner steps k of the base model)", ""]
+    lines += ["", _interval_note(fits), "",
+              "### Test-time compute (inner steps k of the base model)", ""]
     kk = ", ".join(f"k={k}: {_pm(m, c)}" for k, m, c in zip(tt["k"], tt["mean"], tt["ci95"]))
     lines.append(f"Measured ({tt['episodes']} episodes × {tt['n_seeds']} seed(s)): {kk}.")
     lines.append("")
-    k0 = ("included" if tt["include_k0"] else
-          "excluded: at k = 0 nothing is adapted, so its FLOPs are only the query "
-          "forward pass and its error measures the initialisation, not adaptation; "
-          "it is plotted but not fitted")
-    sens = tt.get("k0_sensitivity")
-    alt = (f" With it {'included' if sens['include_k0'] else 'excluded'}, the best "
-           f"model by AIC is {sens['compare'][0]['model']}." if sens else "")
-    lines += [f"The k = 0 point is {k0}.{alt}", ""]
     fl, k = tt["adaptation_flops"], tt["k"]
-    per_step = (fl[-1] - fl[0]) / max(k[-1] - k[0], 1)
-    lines += [f"Adaptation FLOPs are affine in k: C(k) = {_f(fl[0])} + {_f(per_step)}·k "
-              "per episode (the fixed part scores the query set), so the exponent α "
-              "below is in total adaptation FLOPs and is steeper than an exponent in k "
-              "alone would be.", ""]
+    per_step = fl[-1] / max(k[-1], 1)
+    lines += [f"Adaptation FLOPs are the inner steps' cost, {_f(per_step)}·k per episode "
+              f"(k = 0 costs nothing and is not fitted on a log axis; its {metric} is "
+              f"{_pm(tt['mean'][0], tt['ci95'][0])}); scoring the queries costs "
+              f"{_f(tt['query_flops'])} FLOPs per episode on top, whatever k, and is "
+              "not on this axis.", ""]
     span = math.log10(max(tt["compute"]) / min(tt["compute"]))
     fitted = [i for i, kk in enumerate(k) if kk in tt["fit_k"]]
     mono = monotone_statement([k[i] for i in fitted], [tt["mean"][i] for i in fitted],
@@ -222,6 +232,7 @@ def markdown(fits: dict, context: dict) -> str:
               f"(paired difference {ld['diff']:+.4f} ± {ld['ci95']:.4f}).", ""]
     lines += _meta_section(res, metric)
     lines += _iso_section(res, metric)
+    lines += _frontier_section(res, metric)
   lines += ["## What the data do not support", ""]
   lines += [f"- {s}" for s in _limits(fits, context)]
   if context.get("plots"):
@@ -255,12 +266,8 @@ def _meta_section(res: dict, metric: str) -> list[str]:
                               metric)
     if mono:
       lines.append(f"- Note: {mono}")
-    if "fits" in entry:
-      lines += [""] + _curve_section(entry["fits"], metric, f"meta-training FLOPs "
-                                     f"along {axis}") + [""]
-    else:
-      lines.append(f"  ({len(entry['values'])} points: too few to fit a curve with a "
-                   "floor and compare it with an alternative.)")
+    lines += [""] + _curve_section(entry["fits"], metric, f"meta-training FLOPs "
+                                   f"along {axis}") + [""]
   tasks = res["tasks"]
   if len(tasks) > 1:
     pts = ", ".join(f"tasks={t['tasks']}: {_pm(t['mean'], t['ci95'])}" for t in tasks)
@@ -318,6 +325,65 @@ def _iso_section(res: dict, metric: str) -> list[str]:
   return lines + [""]
 
 
+def _interval_note(fits: dict) -> str:
+  single = [g["group"] for g in fits["groups"] if len(g["seeds"]) < 2]
+  multi = [g["group"] for g in fits["groups"] if len(g["seeds"]) >= 2]
+  text = ("Intervals: 95% over training seeds and the evaluation episodes every seed "
+          "shares (seeds × episodes crossed: variance components, with a t multiplier "
+          "averaged over the components' degrees of freedom; metalearn.scaling.intervals).")
+  if multi:
+    text += f" Several seeds: {', '.join(multi)}."
+  if single:
+    text += (f" One seed ({', '.join(single)}): their intervals are over episodes only "
+             "and cannot include training-seed variance.")
+  return text
+
+
+def _frontier_section(res: dict, metric: str) -> list[str]:
+  fr = res.get("frontier", {})
+  lines = ["### Compute frontier: which setting and k to buy", ""]
+  if fr.get("adaptation"):
+    pts = ", ".join(f"{g} (k={k0}" + (f"–{k1})" if k1 != k0 else ")")
+                    for g, k0, k1, _ in plots_lib.runs(fr["adaptation"]))
+    lines.append(f"- Lowest {metric} for its adaptation FLOPs per episode (the lower "
+                 f"envelope over every setting and k >= 1): {pts}.")
+  for n_test, env in fr.get("total", {}).items():
+    pts = ", ".join(f"{g} (k={k0}" + (f"–{k1})" if k1 != k0 else ")")
+                    for g, k0, k1, _ in plots_lib.runs(env))
+    lines.append(f"- Against total FLOPs M + N_test·a with N_test = {int(float(n_test)):,} "
+                 f"test episodes, the envelope is: {pts}.")
+  grid = fr.get("grid", {})
+  if "skipped" in grid:
+    lines.append(f"- No meta-training × test-time grid: {grid['skipped']}.")
+  elif grid:
+    for r in grid["exchange_rates"]:
+      if r.get("overall_slope") is None:
+        lines.append(f"- At {metric} {_f(r['level'])}: no iso-error line crosses enough "
+                     "K_train settings to give an exchange rate.")
+        continue
+      ci = r.get("overall_slope_ci")
+      ci_text = f" (95% CI [{_f(ci[0])}, {_f(ci[1])}])" if ci else " (no interval)"
+      lines.append(f"- Along the {metric} = {_f(r['level'])} line of the K_train × k "
+                   f"grid, d log(test-time FLOPs) / d log(meta-training FLOPs) = "
+                   f"{_f(r['overall_slope'])}{ci_text}: the test-time FLOPs that one more "
+                   "e-fold of meta-training FLOPs saves, in e-folds.")
+    law = grid.get("law", {})
+    if "params" in law:
+      p = law["params"]
+      ci = grid.get("law_bootstrap", {}).get("param_ci", {})
+      fmt = lambda n: _f(p[n]) + (f" [{_f(ci[n][0])}, {_f(ci[n][1])}]" if n in ci
+                                  and ci[n] and ci[n][0] is not None else "")
+      lof = law.get("lack_of_fit", {})
+      lines.append(f"- Two-variable law on that grid ({law['n']} points, Huber loss on "
+                   f"log {metric}): E = {fmt('E')}, α (meta-training) = {fmt('alpha')}, "
+                   f"β (test-time) = {fmt('beta')}"
+                   + ("; the residuals reject this form (lack of fit), so read it as a "
+                      "description, not a law" if lof.get("flag") else "")
+                   + (f"; at a bound: {', '.join(k for k, v in law['at_bound'].items() if v)}"
+                      if any(law.get("at_bound", {}).values()) else "") + ".")
+  return lines + [""]
+
+
 def _limits(fits: dict, context: dict) -> list[str]:
   out = []
   m = fits["metrics"][0]
@@ -329,8 +395,8 @@ def _limits(fits: dict, context: dict) -> list[str]:
   single = [g["group"] for g in fits["groups"] if len(g["seeds"]) < 2]
   if single:
     out.append(f"Training-seed variance for {len(single)} of {len(fits['groups'])} "
-               "settings: they ran one seed, so their CIs cover evaluation episodes "
-               "only.")
+               "settings: they ran one seed, so their intervals cover evaluation "
+               "episodes only, and differences between them may be seed noise.")
   out.append("Independence across k: the k-curve is measured on the same episodes, so "
              "the fits' residuals are correlated and AIC differences overstate the "
              "evidence somewhat; the bootstrap resamples episodes jointly (paired) to "

@@ -121,14 +121,18 @@ def grid(sweep_config: ml_collections.ConfigDict) -> list[Point]:
 
 
 def point_flops(c: ml_collections.ConfigDict) -> dict[str, Any]:
-  """Meta-training and adaptation FLOPs of a run config, from XLA's cost analysis.
+  """Meta-training and evaluation FLOPs of a run config, from XLA's cost analysis.
 
-  Lowers programs on abstract shapes (no data, no compilation), so it is cheap.
+  Lowers programs on abstract shapes (no data, no compilation), so it is cheap. The
+  counts are of the canonical program (``metalearn.flops``): they do not depend on
+  ``inner.remat``, ``model.conv_impl`` or the backend.
 
   Returns:
     ``meta_step_flops`` (one meta-gradient over a meta-batch),
-    ``meta_training_flops`` (that times ``num_steps``) and ``adaptation_flops`` (per
-    evaluation episode at each test-time step in ``eval_steps``).
+    ``meta_training_flops`` (that times ``num_steps``), ``adaptation_flops`` (per
+    evaluation episode, the inner steps on the support set at each test-time step in
+    ``eval_steps``; 0 at k = 0) and ``query_flops`` (per evaluation episode, scoring
+    its query set once).
   """
   setup = build_lib.build(c)
   meta_step = flops_lib.meta_step_flops(setup.learner, setup.algorithm, setup.inner,
@@ -137,8 +141,10 @@ def point_flops(c: ml_collections.ConfigDict) -> dict[str, Any]:
   steps = list(config_lib.eval_steps(c))
   adapt = flops_lib.adaptation_flops(setup.eval_learner, setup.eval_inner, episode, steps,
                                      setup.algorithm)
+  query = flops_lib.query_flops(setup.eval_learner, setup.eval_inner, episode,
+                                setup.algorithm)
   return dict(meta_step_flops=meta_step, meta_training_flops=meta_step * c.num_steps,
-              eval_steps=steps, adaptation_flops=adapt)
+              eval_steps=steps, adaptation_flops=adapt, query_flops=query)
 
 
 def _evaluation(point: Point, workdir: str) -> Optional[workdir_lib.Evaluation]:
