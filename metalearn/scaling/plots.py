@@ -132,7 +132,9 @@ def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
     if len(e["values"]) > 1:
       ax_m.errorbar(e["meta_training_flops"], e["mean"], e["ci95"], fmt=fmt, ms=4,
                     color=color, capsize=2, label=f"{axis} (at k = K_train)")
-      for v, x, y in zip(e["values"], e["meta_training_flops"], e["mean"]):
+      for g, v, x, y in zip(e["groups"], e["values"], e["meta_training_flops"], e["mean"]):
+        if axis != "k_train" and g == fits["base"]:
+          continue  # The base point is labelled once, on the K_train curve.
         ax_m.annotate(f"{axis}={v}", (x, y), textcoords="offset points",
                       xytext=(3, 4), fontsize=6, color=color)
   if len(tasks) > 1:
@@ -262,12 +264,13 @@ def runs(env: Sequence[dict]) -> list[tuple[str, int, int, int]]:
 
 
 def _label_runs(ax, env: Sequence[dict], x_key: str) -> None:
-  """One label per run of one setting along the envelope, at its first point."""
-  for j, (group, k0, k1, i) in enumerate(runs(env)):
+  """One label per run of one setting along the envelope, below-right of its last point
+  (the envelope moves on to the right of it)."""
+  for group, k0, k1, i in runs(env):
+    last = i + sum(1 for p in env[i:] if p["group"] == group and k0 <= p["k"] <= k1) - 1
     ks = f"k={k0}" if k0 == k1 else f"k={k0}–{k1}"
-    ax.annotate(f"{group}, {ks}", (env[i][x_key], env[i]["error"]),
-                textcoords="offset points", xytext=(5, 3) if j % 2 else (-6, -9),
-                ha="left" if j % 2 else "right", fontsize=6)
+    ax.annotate(f"{group}, {ks}", (env[last][x_key], env[last]["error"]),
+                textcoords="offset points", xytext=(-4, -10), ha="right", fontsize=6)
 
 
 def _frontier_figure(fits: dict, metrics: Sequence[str]):

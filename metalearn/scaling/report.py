@@ -102,8 +102,9 @@ def extrapolation_statements(fits: dict) -> list[str]:
       out.append(f"{NAMES[m]}: not tested ({e.get('skipped', 'no eligible split')}).")
       continue
     splits = [s["n_holdout"] for s in e["splits"] if "fit" in s]
-    out.append(f"{NAMES[m]} (holding out the top {', '.join(map(str, splits))} "
-               f"point(s)): {e['summary']['verdict']}")
+    held = (f" (holding out the top {', '.join(map(str, splits))} point(s))"
+            if splits else "")
+    out.append(f"{NAMES[m]}{held}: {e['summary']['verdict']}")
   if fits.get("shared_bias"):
     out.append(fits["shared_bias"])
   return out
@@ -363,10 +364,18 @@ def _frontier_section(res: dict, metric: str) -> list[str]:
         continue
       ci = r.get("overall_slope_ci")
       ci_text = f" (95% CI [{_f(ci[0])}, {_f(ci[1])}])" if ci else " (no interval)"
+      slope = r["overall_slope"]
+      if ci and ci[0] <= 0 <= ci[1]:
+        verdict = "the interval includes 0: no exchange between the two is established"
+      elif slope < 0:
+        verdict = (f"meta-training FLOPs substitute for test-time FLOPs: one more e-fold "
+                   f"of meta-training saves {_f(-slope)} e-folds of test-time compute")
+      else:
+        verdict = ("positive: along this line more meta-training comes with more test-time "
+                   "compute, so the error is not monotone in one of the two here")
       lines.append(f"- Along the {metric} = {_f(r['level'])} line of the K_train × k "
                    f"grid, d log(test-time FLOPs) / d log(meta-training FLOPs) = "
-                   f"{_f(r['overall_slope'])}{ci_text}: the test-time FLOPs that one more "
-                   "e-fold of meta-training FLOPs saves, in e-folds.")
+                   f"{_f(slope)}{ci_text}: {verdict}.")
     law = grid.get("law", {})
     if "params" in law:
       p = law["params"]
