@@ -309,6 +309,16 @@ def jsonable(v: Any) -> Any:
   return v
 
 
+def bootstrap_dict(result: Any, include_samples: bool = False) -> dict[str, Any]:
+  """A bootstrap result dataclass (with ``estimate`` and ``param_samples`` fields) as
+  strict JSON; the parameter samples only if asked for."""
+  d = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+  d['estimate'] = result.estimate.to_dict()
+  if not include_samples:
+    del d['param_samples']
+  return jsonable(d)
+
+
 def get_model(name: str) -> CurveModel:
   """Returns the registered model ``name``; raises ValueError naming the choices."""
   if name not in MODELS:

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
-from metalearn.scaling.curves import DEFAULT_MODELS, MODELS, bound_hits, get_model, predict
+from metalearn.scaling.curves import DEFAULT_MODELS, MODELS, bootstrap_dict, bound_hits
+from metalearn.scaling.curves import get_model, predict
 from metalearn.scaling.curves import jsonable as _jsonable
 
 __all__ = [
@@ -306,11 +307,7 @@ class BootstrapResult:
 
   def to_dict(self, include_samples: bool = False) -> dict[str, Any]:
     """A JSON-serialisable dict; parameter samples only if asked for."""
-    d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-    d['estimate'] = self.estimate.to_dict()
-    if not include_samples:
-      del d['param_samples']
-    return _jsonable(d)
+    return bootstrap_dict(self, include_samples)
 
 
 def _resampled_means(values, n_boot, rng, seeds_axis, paired):

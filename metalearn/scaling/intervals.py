@@ -85,29 +85,14 @@ from typing import Any, Optional, Union
 import numpy as np
 from scipy import stats as sps
 
+from metalearn.scaling.curves import jsonable as _jsonable
+
 METHODS = ("vc", "vc_satterthwaite", "bootstrap", "bootstrap_corrected")
 DEFAULT_METHOD = "vc"
 DEFAULT_N_BOOT = 2000
 _CHUNK_ELEMENTS = 4_000_000  # float64 episode weights per chunk of replicates (32 MB).
 
 RngLike = Union[np.random.Generator, int, None]
-
-
-def _jsonable(x: Any) -> Any:
-  """Floats / lists / dicts, non-finite floats as None (strict JSON)."""
-  if isinstance(x, dict):
-    return {k: _jsonable(y) for k, y in x.items()}
-  if isinstance(x, (tuple, list)):
-    return [_jsonable(y) for y in x]
-  if isinstance(x, np.ndarray):
-    return _jsonable(x.tolist())
-  if isinstance(x, (bool, np.bool_)):
-    return bool(x)
-  if isinstance(x, (int, np.integer)):
-    return int(x)
-  if isinstance(x, (float, np.floating)):
-    return float(x) if math.isfinite(x) else None
-  return x
 
 
 @dataclasses.dataclass(frozen=True)

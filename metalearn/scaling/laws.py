@@ -55,6 +55,9 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
+from metalearn.scaling.curves import bootstrap_dict
+from metalearn.scaling.curves import jsonable as _jsonable
+
 __all__ = [
     'CHINCHILLA_GRID', 'PARAM_NAMES', 'LawBootstrap', 'LawFit', 'bootstrap', 'default_grid',
     'exchange_rate', 'fit', 'iso_loss_curve', 'lack_of_fit', 'local_slope', 'predict',
@@ -76,26 +79,6 @@ _EXPONENT_GRID = (0.1, 0.25, 0.5, 1.0, 2.0)
 _EXPONENT_BOUNDS = (0.0, 5.0)
 _LOG_SPAN = 25.0  # How far below log min L the terms a_c and b_c may go.
 _E_FLOOR = 1e-4  # E >= _E_FLOOR * min L: below it the floor is undetectable in the data.
-
-
-def _jsonable(v: Any) -> Any:
-  """Python floats / lists / dicts, non-finite floats as None (strict JSON).
-
-  A copy of ``fits._jsonable``, kept local so the two modules evolve independently.
-  """
-  if isinstance(v, Mapping):
-    return {str(k): _jsonable(x) for k, x in v.items()}
-  if isinstance(v, np.ndarray):
-    v = v.tolist()
-  if isinstance(v, (list, tuple)):
-    return [_jsonable(x) for x in v]
-  if isinstance(v, (bool, np.bool_)):
-    return bool(v)
-  if isinstance(v, (int, np.integer)):
-    return int(v)
-  if isinstance(v, (float, np.floating)):
-    return float(v) if math.isfinite(v) else None
-  return v
 
 
 @dataclasses.dataclass(frozen=True)
@@ -566,11 +549,7 @@ class LawBootstrap:
 
   def to_dict(self, include_samples: bool = False) -> dict[str, Any]:
     """A JSON-serialisable dict; parameter samples only if asked for."""
-    d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-    d['estimate'] = self.estimate.to_dict()
-    if not include_samples:
-      del d['param_samples']
-    return _jsonable(d)
+    return bootstrap_dict(self, include_samples)
 
 
 def bootstrap(x: Any, y: Any, values: Any, n_boot: int, rng: np.random.Generator, *,
