@@ -27,7 +27,8 @@ setuptools.setup(
         "tensorboardX>=2.6",
     ],
     extras_require={
-        "test": ["pytest>=7", "ruff>=0.4"],
+        # pytest-xdist: the suite runs on two workers (pytest.ini).
+        "test": ["pytest>=7", "pytest-xdist>=3.5", "ruff>=0.4"],
         # TFDS's tfds.load and some builders need TensorFlow; data_source() does not.
         "tf": ["tensorflow>=2.15"],
     },
