@@ -311,6 +311,12 @@ def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
           **{k: summary[g["group"]][k] for k in ("k", "mean", "ci95", "single_seed")}))
     res["iso_flop"] = _iso_flop(res, groups, summary, base)
     res["frontier"] = _frontier(rows, per_episode, groups, metric, cfg, rng)
+    res["curves"] = {}  # Every setting's k-curve, with the same intervals (plots).
+    for g in groups:
+      ks, fl = _ks(rows, g["group"], metric)
+      mean, ci, single = _curve_intervals(_values(rows, per_episode, g["group"], metric))
+      res["curves"][g["group"]] = dict(k=ks, adaptation_flops=fl, mean=mean, ci95=ci,
+                                       single_seed=single)
     for s in summary.values():
       del s["values"]
     res["summary"] = summary

@@ -18,6 +18,8 @@ import numpy as np  # noqa: E402
 
 from metalearn.scaling import fits as fits_lib  # noqa: E402
 
+_BARS = ("error bars: 95% intervals over training seeds × evaluation episodes; over "
+         "episodes only for settings trained with one seed")
 COLORS = {"power_law_floor": "C0", "power_law": "C2", "sigmoid_log": "C3", "m4": "C4"}
 LABELS = {"error": "error (1 − accuracy)", "loss": "query loss"}
 
@@ -83,24 +85,6 @@ def _test_time_panel(ax, tt: dict, metric: str) -> None:
   _finish_log_log(ax, "adaptation FLOPs per episode (test-time inner steps k)", metric)
 
 
-def _group_curves(rows: Sequence[dict], metric: str) -> dict:
-  """group -> (k, flops, mean, ci) pooled over seeds (mean of means)."""
-  out: dict = {}
-  for r in rows:
-    if r["metric"] == metric:
-      out.setdefault(r["group"], {}).setdefault(r["k"], []).append(r)
-  curves = {}
-  for g, by_k in out.items():
-    ks = sorted(by_k)
-    mean = [np.mean([r["mean"] for r in by_k[k]]) for k in ks]
-    ci = [np.mean([r["ci95"] for r in by_k[k]]) / np.sqrt(len(by_k[k])) for k in ks]
-    keep = [i for i, k in enumerate(ks) if k >= 1]  # k = 0 costs 0 FLOPs: off log axes.
-    curves[g] = (np.array(ks)[keep],
-                 np.array([by_k[k][0]["adaptation_flops"] for k in ks])[keep],
-                 np.array(mean)[keep], np.array(ci)[keep], by_k[ks[0]][0])
-  return curves
-
-
 def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
   res = fits[metric]
   tt = res["test_time"]
@@ -137,13 +121,11 @@ def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
           continue  # The base point is labelled once, on the K_train curve.
         ax_m.annotate(f"{axis}={v}", (x, y), textcoords="offset points",
                       xytext=(3, 4), fontsize=6, color=color)
-  if len(tasks) > 1:
+  if len(tasks) > 1:  # All at the base's FLOPs: named in the legend, not one by one.
     ax_m.errorbar([t["meta_training_flops"] for t in tasks], [t["mean"] for t in tasks],
                   [t["ci95"] for t in tasks], fmt="^", ms=4, color="C2", capsize=2,
-                  label="meta-training tasks (0 = all/∞)")
-    for t in tasks:
-      ax_m.annotate(f"tasks={t['tasks']:g}", (t["meta_training_flops"], t["mean"]),
-                    textcoords="offset points", xytext=(-40, 0), fontsize=6, color="C2")
+                  label="meta-training tasks " + ", ".join(
+                      f"{t['tasks']:g}" for t in tasks) + " (0 = all/∞)")
   _finish_log_log(ax_m, "meta-training FLOPs", metric, "meta-training compute vs data")
 
 
@@ -181,20 +163,25 @@ def plot_all(rows: Sequence[dict], fits: dict, out_dir: str, footer: str = ""
                            squeeze=False)
   for row, metric in zip(axes, metrics):
     _iso_panels(row[0], row[1], rows, fits, metric)
+  fig.suptitle(_BARS, fontsize=9)
   save_figure(fig, os.path.join(out_dir, "iso_flop.png"), footer)
   names.append("iso_flop.png")
 
   metric = metrics[0]
-  curves = _group_curves(rows, metric)
-  fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), squeeze=False)
+  curves = fits[metric]["curves"]
+  fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), squeeze=False)
   for ax, axis in zip(axes[0], ("k_train", "shots", "tasks")):
     groups = [g for g in fits["groups"] if g["axis"] in ("base", axis)]
     for i, g in enumerate(sorted(groups, key=lambda g: g[axis] or np.inf)):
-      ks, fl, mean, ci, _ = curves[g["group"]]
-      ax.errorbar(fl, mean, ci, fmt="-o", ms=2.5, capsize=1.5, color=f"C{i}",
-                  label=f"{axis}={g[axis]:g}" + (" (base)" if g["axis"] == "base" else ""))
-    _finish_log_log(ax, "adaptation FLOPs per episode (k = 0 … max)", metric,
+      c = curves[g["group"]]
+      pos = np.array(c["k"]) >= 1  # k = 0 costs 0 FLOPs: off a log axis.
+      ax.errorbar(np.array(c["adaptation_flops"])[pos], np.array(c["mean"])[pos],
+                  np.array(c["ci95"])[pos], fmt="-o", ms=2.5, capsize=1.5, color=f"C{i}",
+                  label=f"{axis}={g[axis]:g}" + (" (base)" if g["axis"] == "base" else "")
+                  + (f", {len(g['seeds'])} seeds" if len(g["seeds"]) > 1 else ""))
+    _finish_log_log(ax, "adaptation FLOPs per episode (k = 1 … max)", metric,
                     f"k-curves along the {axis} axis")
+  fig.suptitle(_BARS, fontsize=9)
   save_figure(fig, os.path.join(out_dir, "axes.png"), footer)
   names.append("axes.png")
   for name, draw in (("residuals.png", _residuals_figure), ("drift.png", _drift_figure),
