@@ -130,7 +130,8 @@ def main(argv):
     report.write_outputs(
         workdir, config, metrics=tuple(config.analysis.metrics),
         analysis=dict(n_boot=config.analysis.n_boot,
-                      n_test=tuple(config.analysis.n_test), seed=config.analysis.seed),
+                      n_test=tuple(config.analysis.n_test), seed=config.analysis.seed,
+                      failure_mse=config.analysis.failure_mse),
         context=dict(title=config.title, protocol=describe(config),
                      provenance=_provenance(info),
                      missing=missing))

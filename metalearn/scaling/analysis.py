@@ -15,9 +15,9 @@ is ever loaded. The result is one JSON-ready dict that the report and the plots 
 * ``meta_training``: error at test-time k = K_train against meta-training FLOPs along
   the K_train and shots axes (fitted only where the standards allow).
 * ``tasks``: error with more or fewer meta-training tasks at the same FLOPs (data).
-* ``iso_flop``: at the FLOPs of each shots / tasks point, the error the base model
-  reaches by spending the same FLOPs on inner steps (or on K_train), interpolated in
-  log FLOPs between measured points.
+* ``iso_flop``: shots and tasks points against the base model's inner steps and the
+  K_train axis at equal FLOPs, over whole curves, as paired differences on the shared
+  episodes (``iso_flop``).
 * ``frontier``: the lower envelope of error over every (setting, k) against adaptation
   FLOPs and against total FLOPs ``M + N_test·a`` at each explicit ``N_test``; on the
   K_train × k grid, the iso-error exchange rate between meta-training and test-time
@@ -30,9 +30,11 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from metalearn.scaling import capability
 from metalearn.scaling import fits as fits_lib
 from metalearn.scaling import frontier as frontier_lib
 from metalearn.scaling import intervals
+from metalearn.scaling import iso_flop
 from metalearn.scaling import laws
 from metalearn.scaling import standards
 
@@ -72,10 +74,23 @@ def _curve_intervals(v_SxExP: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]
 
 
 def _weights(y: np.ndarray, ci: np.ndarray) -> np.ndarray:
-  """Inverse-variance weights, with a floor so a zero-variance point cannot dominate."""
+  """Inverse-variance weights from 95% half-widths, with a floor so a zero-variance point
+  cannot dominate."""
   se = ci / 1.96
   floor = 0.01 * max(float(np.ptp(y)), 1e-12)
   return 1.0 / (se**2 + floor**2)
+
+
+def _pooled_ci(v_SxExP: np.ndarray) -> np.ndarray:
+  """Per-point ``1.96 · sd / sqrt(S·E)`` over all S·E values: only for weights.
+
+  Weights set the points' relative precision. Variance-components estimates rest on
+  S − 1 df for the seed term, and weights that noisy add their own variance to the fit:
+  simulating a power law with floor (3 seeds × 100 episodes, noise dominating), the
+  delta-method interval of the floor covered 0.82 with such weights and 0.96 with these.
+  """
+  s, e = v_SxExP.shape[:2]
+  return 1.96 * v_SxExP.reshape(s * e, -1).std(0, ddof=1) / math.sqrt(s * e)
 
 
 def _safe(fn, *args, **kw) -> dict:
@@ -87,19 +102,21 @@ def _safe(fn, *args, **kw) -> dict:
 
 def fit_curve(compute: np.ndarray, y: np.ndarray, ci: np.ndarray,
               per_episode: Any, *, n_boot: int, rng: np.random.Generator, paired: bool,
-              seeds_axis: Optional[int] = None) -> dict:
+              seeds_axis: Optional[int] = None,
+              weights: Optional[np.ndarray] = None) -> dict:
   """Fits one curve if the standards allow it; compares, bootstraps, tests extrapolation
   at several splits and refits on growing ranges.
 
   Args:
     compute: 1-D FLOPs per point (> 0).
-    y: mean error per point; ci: its 95% half-width (sets the weights and judges the
-      held-out predictions).
+    y: mean error per point; ci: its 95% half-width (judges the held-out predictions,
+      and sets the weights unless ``weights`` is given).
     per_episode: per-episode values for ``fits_lib.bootstrap``.
     n_boot: bootstrap replicates per model (0: none).
     rng: randomness of the bootstrap.
     paired: the same episodes are scored at every point.
     seeds_axis: seeds axis of a 3-D ``per_episode``.
+    weights: fit weights (default: inverse-variance from ``ci``).
 
   Returns:
     ``declined`` (the reason) when no form may be fitted; else ``compare`` (rankable
@@ -111,7 +128,9 @@ def fit_curve(compute: np.ndarray, y: np.ndarray, ci: np.ndarray,
   ok, reason = standards.eligible(compute, 2)
   if not ok:
     return dict(out, declined=reason)
-  w = _weights(y, ci)
+  w = _weights(y, ci) if weights is None else weights
+  out["weighting"] = ("1/CI²" if weights is None else
+                      "1/SE² with SE pooled over all seeds × episodes of a point")
   models, declined = [], {}
   for m in MODELS:
     ok, reason = standards.eligible(compute, len(fits_lib.get_model(m).param_names))
@@ -159,10 +178,12 @@ def _test_time(rows, per_episode, metric, cfg, rng) -> dict:
   seeds = per_ep.shape[0]
   query = next(r.get("query_flops") for r in rows if r["group"] == "base")
   out = dict(k=k, adaptation_flops=flops, query_flops=query, mean=y, ci95=ci,
-             n_seeds=seeds, single_seed=single, episodes=v.shape[1], fit_k=k[keep])
+             n_seeds=seeds, single_seed=single, episodes=v.shape[1], fit_k=k[keep],
+             seed_means=v.mean(1))
   out.update(fit_curve(flops[keep], y[keep], ci[keep],
                        per_ep if seeds > 1 else per_ep[0], n_boot=cfg["n_boot"],
-                       rng=rng, paired=True, seeds_axis=0 if seeds > 1 else None))
+                       rng=rng, paired=True, seeds_axis=0 if seeds > 1 else None,
+                       weights=_weights(y[keep], _pooled_ci(v[:, :, keep]))))
   # Does the last doubling of k still help? Paired over seeds and the same episodes.
   d = intervals.paired_difference(v[:, :, -2], v[:, :, -1], seeds_a=range(seeds),
                                   seeds_b=range(seeds))
@@ -197,15 +218,6 @@ def _groups(rows) -> list[dict]:
   return out
 
 
-def _interp(x: float, xs, ys) -> Optional[float]:
-  """Linear interpolation in log x within the measured range of x > 0 (None outside)."""
-  xs, ys = np.asarray(xs, float), np.asarray(ys, float)
-  pos = xs > 0
-  if x <= 0 or not pos.any():
-    return None
-  return frontier_lib.interpolate_log(x, xs[pos], ys[pos])
-
-
 def _frontier(rows, per_episode, groups, metric, cfg, rng) -> dict:
   """Envelopes over every (setting, k >= 1), and the K_train × k grid's exchange rate
   and two-variable law."""
@@ -235,6 +247,7 @@ def _frontier(rows, per_episode, groups, metric, cfg, rng) -> dict:
   if len(kt) < 3:
     out["grid"] = {"skipped": f"{len(kt)} K_train settings: too few for a grid"}
     return out
+  out["profiles"] = _profiles(grid_records, cfg, rng)
   grid = frontier_lib.error_grid_from_records(grid_records, rng=rng,
                                               n_boot=cfg["n_boot"])
   levels = np.quantile(grid.error[np.isfinite(grid.error)], [0.25, 0.5])
@@ -256,9 +269,31 @@ def _frontier(rows, per_episode, groups, metric, cfg, rng) -> dict:
   return out
 
 
+def _profiles(records, cfg, rng) -> dict:
+  """Iso-FLOP profiles of the K_train axis at each N_test: budgets T on a log grid over
+  the range where at least 3 settings can spend ``T − M`` within their measured k."""
+  out = {}
+  m = sorted({r.meta_training_flops for r in records})
+  a = [r.adaptation_flops for r in records if r.adaptation_flops > 0]
+  for n_test in cfg["n_test"]:
+    budgets = np.geomspace(m[0] + n_test * min(a), m[-1] + n_test * max(a), 24)
+    profiles = [p for p in frontier_lib.iso_flop_profiles(
+        records, budgets, n_test, rng=rng, n_boot=max(cfg["n_boot"] // 2, 20),
+        share_episodes=True) if sum(e is not None for e in p.error) >= 3]
+    out[str(n_test)] = [dict(
+        budget=p.budget, settings=sum(e is not None for e in p.error),
+        bracketed=p.bracketed, optimum_fraction=p.optimum_fraction,
+        optimum_fraction_ci=p.optimum_fraction_ci, optimum_error=p.optimum_error,
+        optimum_meta_training_flops=p.optimum_meta_training_flops,
+        lowest=p.groups[int(np.nanargmin([np.nan if e is None else e for e in p.error]))],
+        censored=p.boot_censored_fraction) for p in profiles]
+  return out
+
+
 def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
             metrics: Sequence[str], n_boot: int = 200,
-            n_test: Sequence[float] = (100, 10_000), seed: int = 0) -> dict:
+            n_test: Sequence[float] = (100, 10_000, 1_000_000), seed: int = 0,
+            failure_mse: float = 0.0) -> dict:
   """Every fit and comparison of a sweep, JSON-ready after ``fits_lib._jsonable``.
 
   Args:
@@ -269,6 +304,9 @@ def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
     n_test: test episodes over which a deployment spends its adaptation FLOPs, for
       total compute ``M + N_test·a`` (explicit: the frontier depends on it).
     seed: seed of the bootstrap's generator.
+    failure_mse: > 0: also analyse the failure rate ``mse>τ`` at this query-MSE
+      threshold τ, derived from the per-episode loss (``capability``), a capability
+      metric for regression.
 
   Returns:
     A dict with ``groups`` and, per metric, ``test_time``, ``meta_training``,
@@ -276,6 +314,10 @@ def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
   """
   rng = np.random.default_rng(seed)
   cfg = dict(n_boot=n_boot, n_test=tuple(n_test))
+  metrics = list(metrics)
+  if failure_mse:
+    rows, per_episode = capability.add_failure_rate(rows, per_episode, failure_mse)
+    metrics.append(capability.failure_metric(failure_mse))
   groups = _groups(rows)
   base = groups[0]
   if base["axis"] != "base":
@@ -309,47 +351,28 @@ def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
           group=g["group"], tasks=g["tasks"], meta_training_flops=g["meta_training_flops"],
           k_max=k_max, k_max_mean=iv_max["mean"], k_max_ci95=iv_max["ci95"],
           **{k: summary[g["group"]][k] for k in ("k", "mean", "ci95", "single_seed")}))
-    res["iso_flop"] = _iso_flop(res, groups, summary, base)
+    res["iso_flop"] = iso_flop.analyse(
+        groups, lambda g, m=metric: (*_ks(rows, g, m), _values(rows, per_episode, g, m)),
+        base["group"])
+    res["iso_flop"]["base_k"] = summary[base["group"]]["k"]
     res["frontier"] = _frontier(rows, per_episode, groups, metric, cfg, rng)
     res["curves"] = {}  # Every setting's k-curve, with the same intervals (plots).
     for g in groups:
       ks, fl = _ks(rows, g["group"], metric)
-      mean, ci, single = _curve_intervals(_values(rows, per_episode, g["group"], metric))
+      v = _values(rows, per_episode, g["group"], metric)
+      mean, ci, single = _curve_intervals(v)
       res["curves"][g["group"]] = dict(k=ks, adaptation_flops=fl, mean=mean, ci95=ci,
-                                       single_seed=single)
+                                       single_seed=single, seed_means=v.mean(1))
     for s in summary.values():
       del s["values"]
     res["summary"] = summary
     out[metric] = res
+  pair = [m for m in metrics if m != "loss"][:1]
+  if "loss" in metrics and pair:
+    def values(m):
+      return lambda g: (*_ks(rows, g, m), _values(rows, per_episode, g, m))
+    seeds = {r["point"]: r["seed"] for r in rows}
+    out["agreement"] = dict(metrics=[pair[0], "loss"], settings=capability.agreement(
+        groups, values(pair[0]), values("loss"),
+        lambda g: [seeds[p] for p in _seed_points(rows, g)]))
   return fits_lib._jsonable(out)  # pylint: disable=protected-access
-
-
-def _iso_flop(res, groups, summary, base) -> dict:
-  """Spending FLOPs on shots vs on inner steps / K_train, at matched FLOPs."""
-  tt = res["test_time"]
-  test_time = []
-  for g in groups:
-    if g["axis"] != "shots":
-      continue
-    s = summary[g["group"]]
-    steps_err = _interp(s["adaptation_flops"], tt["adaptation_flops"], tt["mean"])
-    steps_ci = _interp(s["adaptation_flops"], tt["adaptation_flops"], tt["ci95"])
-    k_eq = _interp(s["adaptation_flops"], tt["adaptation_flops"], tt["k"])
-    test_time.append(dict(group=g["group"], shots=g["shots"], k=s["k"],
-                          adaptation_flops=s["adaptation_flops"], shots_mean=s["mean"],
-                          shots_ci95=s["ci95"], steps_mean=steps_err,
-                          steps_ci95=steps_ci, steps_k_equivalent=k_eq))
-  kt = res["meta_training"]["k_train"]
-  meta = []
-  for g in groups:
-    if g["axis"] not in ("shots", "tasks") or len(kt["groups"]) < 2:
-      continue
-    s = summary[g["group"]]
-    at = lambda ys, g=g: _interp(g["meta_training_flops"], kt["meta_training_flops"], ys)
-    meta.append(dict(
-        group=g["group"], axis=g["axis"], value=g["axis_value"],
-        meta_training_flops=g["meta_training_flops"], mean=s["mean"], ci95=s["ci95"],
-        k_train_mean=at(kt["mean"]), k_train_ci95=at(kt["ci95"]),
-        k_train_equivalent=at(np.array(kt["values"], dtype=float))))
-  return dict(test_time=test_time, meta_training=meta,
-              base_k=summary[base["group"]]["k"])

@@ -13,6 +13,7 @@ from typing import Sequence
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 from matplotlib import pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -25,6 +26,8 @@ LABELS = {"error": "error (1 − accuracy)", "loss": "query loss"}
 
 
 def _label(metric: str) -> str:
+  if metric.startswith("mse>"):
+    return f"failure rate (query MSE > {metric[4:]})"
   return LABELS.get(metric, metric)
 
 
@@ -41,37 +44,64 @@ def _finish_log_log(ax, xlabel: str, metric: str, title: str = "") -> None:
   ax.grid(alpha=0.3, which="both")
 
 
+def _y_scale(ax, values) -> None:
+  """Log y where the values span more than a factor of 3, linear where they are narrow
+  (a log axis would flatten a narrow range into a line)."""
+  v = np.asarray([x for x in np.ravel(values) if x is not None and np.isfinite(x)])
+  if len(v) and v.min() > 0 and v.max() / v.min() > 3:
+    ax.set_yscale("log")
+  else:
+    ax.set_yscale("linear")
+
+
+def _k_axis(ax, flops_per_step: float) -> None:
+  """A secondary x axis on top: inner steps k, for adaptation FLOPs = k · per step."""
+  if flops_per_step > 0:
+    top = ax.secondary_xaxis("top", functions=(lambda f: f / flops_per_step,
+                                               lambda k: k * flops_per_step))
+    top.set_xlabel("inner steps k", fontsize=8)
+    top.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=2))
+    top.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda k, _: f"{k:g}"))
+    top.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+
+
+def _seed_lines(ax, x, seed_means, color="0.6") -> None:
+  """Each training seed's mean curve, thin: the spread the seeds × episodes bars include."""
+  seed_means = np.asarray(seed_means, float)
+  if seed_means.ndim != 2 or len(seed_means) < 2:
+    return
+  for i, m in enumerate(seed_means):
+    ax.plot(x, m, "-", lw=0.7, color=color, alpha=0.8,
+            label=f"each of the {len(seed_means)} training seeds" if i == 0 else None)
+
+
 def _test_time_panel(ax, tt: dict, metric: str) -> None:
   k = np.array(tt["k"])
   c = np.array(tt["adaptation_flops"])
   y, ci = np.array(tt["mean"]), np.array(tt["ci95"])
   fitted = k >= 1
+  _seed_lines(ax, c[fitted], np.array(tt.get("seed_means", []))[:, fitted]
+              if tt.get("seed_means") else [])
   ax.errorbar(c[fitted], y[fitted], ci[fitted], fmt="o", color="k", ms=4, capsize=2,
               label="measured (95% CI, seeds × episodes)", zorder=5)
   if (k == 0).any():
     ax.axhline(y[k == 0][0], color="0.5", ls=":", lw=1,
                label=f"k = 0, no adaptation: {y[k == 0][0]:.3g} (0 FLOPs)")
-  lo, hi = (y - ci)[fitted].min(), (y + ci)[fitted].max()
-  ax.set_ylim(max(lo, 1e-12) / 1.3, hi * 1.3)  # The fitted points, not the k=0 outlier.
-  for kk, cc, yy in zip(k[fitted], c[fitted], y[fitted]):
-    ax.annotate(f"k={kk}", (cc, yy), textcoords="offset points", xytext=(3, 4),
-                fontsize=6)
   grid = np.geomspace(c[fitted].min(), c[fitted].max(), 200)
-  for f in tt.get("compare", []):
-    if not f.get("rankable"):
-      continue
+  # The best ranked form and its best alternative only (the report has them all).
+  for f in [f for f in tt.get("compare", []) if f.get("rankable")][:2]:
     m = f["model"]
-    d = f["delta_ic"]
     ax.plot(grid, fits_lib.predict(m, grid, f["params"]), color=COLORS[m], lw=1.2,
-            label=f"{m} (ΔAIC {d:.1f})")
+            label=f"{m} (ΔAIC {f['delta_ic']:.1f})")
     b = tt["bootstrap"].get(m, {})
     if "curve_low" in b and b["curve_low"] and b["curve_low"][0] is not None:
       ax.fill_between(b["compute_grid"], b["curve_low"], b["curve_high"],
                       color=COLORS[m], alpha=0.12, lw=0)
   split = None
+  best = next((f["model"] for f in tt.get("compare", []) if f.get("rankable")), None)
   for m, e in tt.get("extrapolation", {}).items():
     first = next((s for s in e.get("splits", []) if "fit" in s), None)
-    if first is None or m not in ("power_law_floor", "sigmoid_log"):
+    if first is None or m != best:
       continue
     split = first["c_split"]
     xs = np.geomspace(split, c.max(), 50)
@@ -82,7 +112,13 @@ def _test_time_panel(ax, tt: dict, metric: str) -> None:
   if split is not None:
     ax.axvspan(split, c.max() * 1.2, color="0.85", alpha=0.5, lw=0,
                label="held out (extrapolation)")
-  _finish_log_log(ax, "adaptation FLOPs per episode (test-time inner steps k)", metric)
+  _finish_log_log(ax, "adaptation FLOPs per episode", metric)
+  lo, hi = (y - ci)[fitted].min(), (y + ci)[fitted].max()
+  _y_scale(ax, [max(lo, 1e-12), hi])
+  pad = 1.3 if ax.get_yscale() == "log" else 1.0
+  margin = 0.0 if pad > 1 else 0.08 * (hi - lo)
+  ax.set_ylim(max(lo, 1e-12) / pad - margin, hi * pad + margin)  # Not the k=0 outlier.
+  _k_axis(ax, float(c[fitted][-1] / k[fitted][-1]))
 
 
 def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
@@ -92,23 +128,17 @@ def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
   ax_t.errorbar(np.array(tt["adaptation_flops"])[pos], np.array(tt["mean"])[pos],
                 np.array(tt["ci95"])[pos], fmt="-o", ms=3, color="k", capsize=2,
                 label="inner steps k (base model)")
-  shots = [g for g in fits["groups"] if g["axis"] in ("base", "shots")]
-  shots.sort(key=lambda g: g["shots"])
-  s = res["summary"]
-  if len(shots) > 1:
-    ax_t.errorbar([s[g["group"]]["adaptation_flops"] for g in shots],
-                  [s[g["group"]]["mean"] for g in shots],
-                  [s[g["group"]]["ci95"] for g in shots], fmt="-s", ms=4, color="C1",
-                  capsize=2, label=f"shots per class (k={res['iso_flop']['base_k']})")
-    for g in shots:
-      ax_t.annotate(f"{g['shots']} shots", (s[g["group"]]["adaptation_flops"],
-                                            s[g["group"]]["mean"]),
-                    textcoords="offset points", xytext=(3, -9), fontsize=6, color="C1")
+  # Each shots setting's whole k-curve: the iso-FLOP comparison is over curves, not
+  # only at k = K_train.
+  shots = sorted((g for g in fits["groups"] if g["axis"] == "shots"),
+                 key=lambda g: g["shots"])
+  for i, g in enumerate(shots):
+    c = res["curves"][g["group"]]
+    pos = np.array(c["k"]) >= 1
+    ax_t.errorbar(np.array(c["adaptation_flops"])[pos], np.array(c["mean"])[pos],
+                  np.array(c["ci95"])[pos], fmt="-s", ms=2.5, capsize=1.5,
+                  color=f"C{i + 1}", label=f"{g['shots']} shots, k = 1 … max")
   tasks = [t for t in res["tasks"]]
-  if len(tasks) > 1:
-    ax_t.errorbar([s[t["group"]]["adaptation_flops"] for t in tasks],
-                  [t["mean"] for t in tasks], [t["ci95"] for t in tasks], fmt="^",
-                  ms=4, color="C2", capsize=2, label="meta-training tasks (same FLOPs)")
   _finish_log_log(ax_t, "adaptation FLOPs per episode", metric,
                   "test-time compute vs data per task")
   for axis, fmt, color in (("k_train", "-o", "k"), ("shots", "-s", "C1")):
@@ -172,20 +202,29 @@ def plot_all(rows: Sequence[dict], fits: dict, out_dir: str, footer: str = ""
   fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), squeeze=False)
   for ax, axis in zip(axes[0], ("k_train", "shots", "tasks")):
     groups = [g for g in fits["groups"] if g["axis"] in ("base", axis)]
+    shown = []
     for i, g in enumerate(sorted(groups, key=lambda g: g[axis] or np.inf)):
       c = curves[g["group"]]
       pos = np.array(c["k"]) >= 1  # k = 0 costs 0 FLOPs: off a log axis.
-      ax.errorbar(np.array(c["adaptation_flops"])[pos], np.array(c["mean"])[pos],
-                  np.array(c["ci95"])[pos], fmt="-o", ms=2.5, capsize=1.5, color=f"C{i}",
+      x = np.array(c["adaptation_flops"])[pos]
+      if len(c.get("seed_means") or []) > 1:  # The seeds' spread, as a band.
+        sm = np.array(c["seed_means"], float)[:, pos]
+        ax.fill_between(x, sm.min(0), sm.max(0), color=f"C{i}", alpha=0.15, lw=0,
+                        label=f"range of the {len(sm)} seeds' means")
+      ax.errorbar(x, np.array(c["mean"])[pos], np.array(c["ci95"])[pos], fmt="-o",
+                  ms=2.5, capsize=1.5, color=f"C{i}",
                   label=f"{axis}={g[axis]:g}" + (" (base)" if g["axis"] == "base" else "")
                   + (f", {len(g['seeds'])} seeds" if len(g["seeds"]) > 1 else ""))
+      shown += list(np.array(c["mean"])[pos])
     _finish_log_log(ax, "adaptation FLOPs per episode (k = 1 … max)", metric,
                     f"k-curves along the {axis} axis")
+    _y_scale(ax, shown)
   fig.suptitle(_BARS, fontsize=9)
   save_figure(fig, os.path.join(out_dir, "axes.png"), footer)
   names.append("axes.png")
   for name, draw in (("residuals.png", _residuals_figure), ("drift.png", _drift_figure),
-                     ("frontier.png", _frontier_figure)):
+                     ("frontier.png", _frontier_figure),
+                     ("loss_vs_capability.png", _capability_figure)):
     fig = draw(fits, metrics)
     if fig is not None:
       save_figure(fig, os.path.join(out_dir, name), footer)
@@ -284,4 +323,33 @@ def _frontier_figure(fits: dict, metrics: Sequence[str]):
     _finish_log_log(ax, f"meta-training + {int(float(n_test)):,} × adaptation FLOPs",
                     metric, f"best error for its total compute (N_test = "
                     f"{int(float(n_test)):,})")
+  return fig
+
+
+def _capability_figure(fits: dict, metrics: Sequence[str]):
+  """The capability metric against the loss, every (setting, k) point, one line per
+  setting in the order of k: where the two metrics rank points differently the lines
+  bend back."""
+  ag = fits.get("agreement")
+  if not ag:
+    return None
+  a, b = ag["metrics"]
+  fig, ax = plt.subplots(figsize=(7, 4.8))
+  groups = fits["groups"]
+  for i, g in enumerate(groups):
+    ca, cb = fits[a]["curves"][g["group"]], fits[b]["curves"][g["group"]]
+    base = g["axis"] == "base"
+    ax.errorbar(cb["mean"], ca["mean"], xerr=cb["ci95"], yerr=ca["ci95"], fmt="-o",
+                ms=2.5 if not base else 3.5, lw=1.6 if base else 0.8, capsize=1,
+                color="k" if base else f"C{i % 10}",
+                label=g["group"] + (" (base)" if base else ""))
+  ax.set_xscale("log")
+  _y_scale(ax, [m for g in groups for m in fits[a]["curves"][g["group"]]["mean"]])
+  ax.set_xlabel(_label(b) + " (log)")
+  ax.set_ylabel(_label(a))
+  ax.set_title(f"{_label(a)} against {_label(b)}\nevery setting, k = 0 … max along "
+               "each line; bars: 95% over seeds × episodes (episodes only for one seed)",
+               fontsize=8)
+  ax.legend(fontsize=6, ncol=2, loc="best")
+  ax.grid(alpha=0.3, which="both")
   return fig

@@ -119,10 +119,14 @@ def ci_statements(fits: dict) -> list[str]:
     e_lo, e_hi = plf["param_ci"]["E"]
     a_lo, a_hi = plf["param_ci"]["alpha"]
     est = plf["estimate"]["params"]
+    over = ("evaluation episodes (one training seed)" if plf.get("single_seed") in
+            (True, None) else "training seeds × evaluation episodes (crossed "
+            "bootstrap percentiles scaled to the delta-method variance components)")
     out.append(f"power law with floor: α = {_f(est['alpha'])} (95% CI "
                f"[{_f(a_lo)}, {_f(a_hi)}]), floor E = {_f(est['E'])} "
-               f"([{_f(e_lo)}, {_f(e_hi)}]), from {plf['n_boot']} bootstrap "
-               f"replicates ({plf['success_fraction']:.0%} converged).")
+               f"([{_f(e_lo)}, {_f(e_hi)}]), 95% over {over}, from "
+               f"{plf['n_boot']} bootstrap replicates "
+               f"({plf['success_fraction']:.0%} converged).")
     if e_lo is not None and e_lo <= 1e-6:
       out.append("the floor E is not distinguishable from 0: the data do not "
                  "establish an irreducible error.")
@@ -153,10 +157,11 @@ def _fit_table(fits: dict) -> list[str]:
 
 def _curve_section(fits: dict, metric: str, x_name: str) -> list[str]:
   if "declined" in fits:
-    return [f"No curve is fitted to {METRIC_NAMES.get(metric, metric)} against {x_name}. "
+    return [f"No curve is fitted to {metric_name(metric)} against {x_name}. "
             f"{fits['declined']}"]
-  lines = [f"Fits of {METRIC_NAMES.get(metric, metric)} against {x_name} "
-           f"({len(fits['y'])} points, weighted by 1/CI²):", ""]
+  lines = [f"Fits of {metric_name(metric)} against {x_name} "
+           f"({len(fits['y'])} points, weighted by {fits.get('weighting', '1/CI²')}):",
+           ""]
   lines += _fit_table(fits) + [""]
   lines += [f"- Not ranked: {s}" for s in unranked_statements(fits)]
   lines.append(f"- AIC: {aic_statement(fits)}")
@@ -198,7 +203,7 @@ def markdown(fits: dict, context: dict) -> str:
   for metric in fits["metrics"]:
     res = fits[metric]
     tt = res["test_time"]
-    name = METRIC_NAMES.get(metric, metric)
+    name = metric_name(metric)
     lines += [f"## {name[0].upper() + name[1:]}", ""]
     lines += ["| setting | K_train | shots | tasks | meta-training FLOPs | "
               f"k | {metric} at k (95% CI) |", "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -234,11 +239,74 @@ def markdown(fits: dict, context: dict) -> str:
     lines += _meta_section(res, metric)
     lines += _iso_section(res, metric)
     lines += _frontier_section(res, metric)
+  lines += _agreement_section(fits)
   lines += ["## What the data do not support", ""]
   lines += [f"- {s}" for s in _limits(fits, context)]
   if context.get("plots"):
     lines += ["", "## Plots", ""] + [f"![{p}](plots/{p})" for p in context["plots"]]
   return "\n".join(lines) + "\n"
+
+
+def metric_name(metric: str) -> str:
+  """A metric's name in words."""
+  if metric.startswith("mse>"):
+    return f"failure rate (fraction of tasks with query MSE > {metric[4:]})"
+  return METRIC_NAMES.get(metric, metric)
+
+
+def _agreement_section(fits: dict) -> list[str]:
+  """Where the capability metric and the loss tell different stories."""
+  ag = fits.get("agreement")
+  if not ag:
+    return []
+  a, b = ag["metrics"]
+  lines = [f"## Loss against capability: {metric_name(a)} and {metric_name(b)}", "",
+           "Each step from one test-time k to the next along every setting's curve, as "
+           "two paired differences (the same seeds and episodes), one per metric: they "
+           "agree when both have the same verdict (lower, higher or indistinguishable at "
+           "95%).", ""]
+  total = {k: sum(s[k] for s in ag["settings"]) for k in ("agree", "opposite", "one_moves")}
+  n = sum(total.values())
+  lines.append(f"- Over {n} steps in {len(ag['settings'])} settings: {total['agree']} "
+               f"agree, {total['one_moves']} move only one metric, {total['opposite']} "
+               "move them in opposite directions.")
+  for st in ag["settings"]:
+    odd = [x for x in st["steps"] if x["kind"] != "agree"]
+    if not odd:
+      continue
+    parts = []
+    for x in odd[:4]:
+      parts.append(f"k {x['k_from']}→{x['k_to']}: {a} {x['a']['diff']:+.4f} ± "
+                   f"{x['a']['ci95']:.4f} ({x['a']['verdict']}), {b} "
+                   f"{x['b']['diff']:+.4f} ± {x['b']['ci95']:.4f} ({x['b']['verdict']})")
+    more = f"; and {len(odd) - 4} more" if len(odd) > 4 else ""
+    lines.append(f"- {st['group']}: " + "; ".join(parts) + more + ".")
+  base = next(st for st in ag["settings"] if st["group"] == fits["base"])
+  last = {}
+  for key, m in (("a", a), ("b", b)):
+    falls = [x["k_to"] for x in base["steps"] if x[key]["verdict"] == "lower"]
+    last[m] = max(falls) if falls else None
+  if all(v is not None for v in last.values()):
+    ks = [x["k_to"] for x in base["steps"]]
+    words = "; ".join(f"{metric_name(m)} up to k = {k}" for m, k in last.items())
+    lines.append(f"- Base model, over k = {base['steps'][0]['k_from']}…{max(ks)}: the "
+                 f"last step that still lowers each metric significantly: {words}.")
+    if last[a] < last[b]:
+      lines.append(f"  Beyond k = {last[a]} more inner steps still lower the "
+                   f"{metric_name(b)} but not measurably the {metric_name(a)}.")
+    elif last[b] < last[a]:
+      lines.append(f"  Beyond k = {last[b]} more inner steps still lower the "
+                   f"{metric_name(a)} but not measurably the {metric_name(b)}.")
+  fit = {m: fits[m]["test_time"].get("bootstrap", {}).get("power_law_floor", {})
+         for m in (a, b)}
+  if all("param_ci" in f for f in fit.values()):
+    lines.append("- Power law with floor on the base model's k-curve: " + "; ".join(
+        f"{m}: α = {_f(f['estimate']['params']['alpha'])} "
+        f"[{_f(f['param_ci']['alpha'][0])}, {_f(f['param_ci']['alpha'][1])}], E = "
+        f"{_f(f['estimate']['params']['E'])}" for m, f in fit.items())
+        + ". Exponents of different metrics need not agree; each holds over the "
+        "measured k only.")
+  return lines + [""]
 
 
 def monotone_statement(values: Sequence, mean: Sequence[float],
@@ -280,48 +348,52 @@ def _meta_section(res: dict, metric: str) -> list[str]:
   return lines + [""]
 
 
-def _versus(a_mean, a_ci, b_mean, b_ci) -> str:
-  d = a_mean - b_mean
-  ci = math.hypot(a_ci or 0.0, b_ci or 0.0)
-  if abs(d) <= ci:
-    return f"indistinguishable (difference {d:+.4f} ± {ci:.4f})"
-  return (f"{'lower (better)' if d < 0 else 'higher (worse)'} (difference {d:+.4f} ± "
-          f"{ci:.4f})")
+def _verdict(d: dict, better: str = "lower (better)", worse: str = "higher (worse)") -> str:
+  word = {"lower": better, "higher": worse}.get(d["verdict"], "indistinguishable")
+  return f"{word} (difference {d['diff']:+.4f} ± {d['ci95']:.4f})"
+
+
+def _counts(s: dict) -> str:
+  parts = [f"{s[v]} {w}" for v, w in (("lower", "lower"), ("indistinguishable",
+                                      "indistinguishable"), ("higher", "higher")) if s[v]]
+  return ", ".join(parts)
 
 
 def _iso_section(res: dict, metric: str) -> list[str]:
   iso = res["iso_flop"]
-  lines = ["### Iso-FLOP: data or compute", ""]
+  lines = ["### Iso-FLOP: data or compute", "",
+           "Differences are paired on the shared evaluation episodes, with the base curve "
+           "interpolated in log FLOPs between its measured neighbours (95% intervals; "
+           "each point's training seeds independent).", ""]
   for e in iso["test_time"]:
-    if e["steps_mean"] is None or e["steps_k_equivalent"] < 1:
-      lines.append(f"- {e['shots']} shots at k={e['k']} costs {_f(e['adaptation_flops'])}"
-                   " FLOPs per episode, less than one inner step of the base model or "
-                   "outside its k-curve: no inner-step equivalent to compare with.")
+    s = e["summary"]
+    if not s["n"]:
+      lines.append(f"- {e['shots']} shots: no k of its curve costs as much as an inner "
+                   "step of the base model within the base curve's range; nothing to "
+                   "compare.")
       continue
+    ks = [d["k"] for d in e["diffs"]]
     lines.append(
-        f"- At {_f(e['adaptation_flops'])} adaptation FLOPs per episode, {e['shots']} "
-        f"shots (k={e['k']}) give {metric} {_pm(e['shots_mean'], e['shots_ci95'])}; "
-        f"spending the same FLOPs on inner steps (base shots, k ≈ "
-        f"{_f(e['steps_k_equivalent'], 2)}, interpolated) gives "
-        f"{_pm(e['steps_mean'], e['steps_ci95'])}: more shots is "
-        f"{_versus(e['shots_mean'], e['shots_ci95'], e['steps_mean'], e['steps_ci95'])}.")
+        f"- {e['shots']} shots against the base model's inner steps at equal adaptation "
+        f"FLOPs, at {s['n']} matched points (its k = {min(ks)}…{max(ks)}, "
+        f"{_f(s['x_min'])}–{_f(s['x_max'])} FLOPs per episode): more shots is "
+        f"{_counts(s)}. At its k = {ks[0]}: {_verdict(e['diffs'][0])}; at k = {ks[-1]}: "
+        f"{_verdict(e['diffs'][-1])}.")
   for e in iso["meta_training"]:
-    if e["k_train_mean"] is None:
-      continue
-    if e["axis"] == "tasks":
-      lines.append(
-          f"- At the same meta-training FLOPs ({_f(e['meta_training_flops'])}), "
-          f"meta-training on tasks={e['value']} instead of the base's tasks gives "
-          f"{_pm(e['mean'], e['ci95'])} vs {_pm(e['k_train_mean'], e['k_train_ci95'])}: "
-          f"{_versus(e['mean'], e['ci95'], e['k_train_mean'], e['k_train_ci95'])}.")
-      continue
+    name = f"{e['axis']}={e['value']}"
+    t = e.get("as_trained")
     lines.append(
-        f"- At {_f(e['meta_training_flops'])} meta-training FLOPs, {e['axis']}="
-        f"{e['value']} gives {_pm(e['mean'], e['ci95'])}; the K_train axis "
-        f"(K ≈ {_f(e['k_train_equivalent'], 2)}, interpolated) gives "
-        f"{_pm(e['k_train_mean'], e['k_train_ci95'])}: {e['axis']} is "
-        f"{_versus(e['mean'], e['ci95'], e['k_train_mean'], e['k_train_ci95'])}.")
-  if len(lines) == 2:
+        f"- At {_f(e['meta_training_flops'])} meta-training FLOPs, {name} against the "
+        f"K_train axis (K ≈ {_f(e['k_train_equivalent'], 2)}, interpolated): "
+        + (f"each at its own test-time k = K_train: {_verdict(t)}" if t else
+           "no matching test-time k") + ".")
+    s = e["same_k_summary"]
+    if s["n"]:
+      lines.append(
+          f"  - at the same test-time k on both arms ({s['n']} values, k = "
+          f"{s['x_min']}…{s['x_max']}): {name} is {_counts(s)}; at k = {s['x_max']}: "
+          f"{_verdict(e['same_k'][-1])}.")
+  if len(lines) == 4:
     lines.append("- No shots or tasks points to compare at equal FLOPs.")
   return lines + [""]
 
@@ -353,6 +425,33 @@ def _frontier_section(res: dict, metric: str) -> list[str]:
                     for g, k0, k1, _ in plots_lib.runs(env))
     lines.append(f"- Against total FLOPs M + N_test·a with N_test = {int(float(n_test)):,} "
                  f"test episodes, the envelope is: {pts}.")
+  for n_test, profiles in fr.get("profiles", {}).items():
+    n = f"{int(float(n_test)):,}"
+    if not profiles:
+      lines.append(f"- Iso-FLOP profiles at N_test = {n}: no total budget lets 3 K_train "
+                   "settings spend the rest within their measured k (the test-time FLOPs "
+                   "N_test·a are too small or too large against the settings' "
+                   "meta-training FLOPs), so no allocation optimum is measured there.")
+      continue
+    brk = [p for p in profiles if p["bracketed"] and p["optimum_fraction_ci"]]
+    edge = [p for p in profiles if not p["bracketed"]]
+    lo, hi = _f(profiles[0]["budget"]), _f(profiles[-1]["budget"])
+    text = (f"- Iso-FLOP profiles at N_test = {n} ({len(profiles)} budgets, {lo}–{hi} "
+            f"total FLOPs, 3+ K_train settings each): ")
+    if brk:
+      f = [p["optimum_fraction"] for p in brk]
+      los = [p["optimum_fraction_ci"][0] for p in brk]
+      his = [p["optimum_fraction_ci"][1] for p in brk]
+      text += (f"at {len(brk)} budget(s) ({_f(brk[0]['budget'])}–{_f(brk[-1]['budget'])}) "
+               f"the optimum meta-training share lies between {min(f):.2f} and "
+               f"{max(f):.2f} (per-budget 95% intervals within [{min(los):.2f}, "
+               f"{max(his):.2f}], resampling each setting's seeds and the shared "
+               "episodes; one-seed settings add episode variance only)")
+    if edge:
+      text += (("; " if brk else "") + f"at {len(edge)} budget(s) the lowest error is at "
+               "the profile's edge (" + ", ".join(sorted({p['lowest'] for p in edge}))
+               + "), so the optimum lies outside the measured allocations")
+    lines.append(text + ".")
   grid = fr.get("grid", {})
   if "skipped" in grid:
     lines.append(f"- No meta-training × test-time grid: {grid['skipped']}.")

@@ -1,0 +1,178 @@
+"""Data or compute at equal FLOPs: the sweep's shots and tasks points against the base
+model's inner steps and the K_train axis, as paired differences over whole curves.
+
+Every comparison is a difference of means on the same evaluation episodes
+(``intervals.contrast``: episodes paired, each point's training seeds independent), with
+the base curve interpolated linearly in log FLOPs between its two measured neighbours;
+the interpolated value is a combination of those two columns of per-episode values, so
+its uncertainty enters the interval. A comparison is made only inside the measured
+range, and each list says the range it covers.
+
+* ``test_time``: for each shots point, at every test-time k >= 1 of its curve, its error
+  against the base model's (base shots) at the same adaptation FLOPs per episode.
+* ``meta_training``: for each shots or tasks point, its error against the K_train axis at
+  the same meta-training FLOPs, at test-time k = K_train of each arm (as trained) and at
+  every test-time k both arms measured (the same k on both sides).
+"""
+
+import math
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from metalearn.scaling import intervals
+
+Values = Callable[[str], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def locate_log(x: float, xs: Sequence[float]) -> Optional[tuple[int, float]]:
+  """``(j, t)`` with ``log x = (1 − t)·log xs[j] + t·log xs[j + 1]`` for ascending
+  positive ``xs``; None outside ``[xs[0], xs[-1]]`` (relative slack 1e-9)."""
+  xs = np.asarray(xs, dtype=float)
+  if not x > 0 or len(xs) == 0 or np.any(xs <= 0):
+    return None
+  lx, lxs = math.log(x), np.log(xs)
+  slack = 1e-9 * max(1.0, abs(lx))
+  if lx < lxs[0] - slack or lx > lxs[-1] + slack:
+    return None
+  if len(lxs) == 1:
+    return 0, 0.0
+  j = int(np.clip(np.searchsorted(lxs, lx) - 1, 0, len(lxs) - 2))
+  return j, float(np.clip((lx - lxs[j]) / (lxs[j + 1] - lxs[j]), 0.0, 1.0))
+
+
+def _common(*arrays: np.ndarray) -> list[np.ndarray]:
+  """The arrays cut to their common number of episodes (axis 1)."""
+  n = min(a.shape[1] for a in arrays)
+  return [a[:, :n] for a in arrays]
+
+
+def verdict(iv: intervals.Interval) -> str:
+  """'lower', 'higher' or 'indistinguishable' for a difference's 95% interval."""
+  if iv.hi < 0:
+    return "lower"
+  if iv.lo > 0:
+    return "higher"
+  return "indistinguishable"
+
+
+def difference(iv: intervals.Interval, **fields) -> dict:
+  """A difference's interval as a JSON-ready dict with its verdict."""
+  return dict(fields, diff=float(iv.mean), ci95=float(iv.half_width), lo=float(iv.lo),
+              hi=float(iv.hi), single_seed=bool(iv.single_seed), verdict=verdict(iv))
+
+
+def summary(diffs: Sequence[dict], x_key: str) -> dict:
+  """How many matched points were lower / higher / indistinguishable, over which range
+  of ``x_key``."""
+  if not diffs:
+    return dict(n=0)
+  xs = [d[x_key] for d in diffs]
+  counts = {v: sum(d["verdict"] == v for d in diffs)
+            for v in ("lower", "indistinguishable", "higher")}
+  return dict(n=len(diffs), x_min=min(xs), x_max=max(xs), **counts)
+
+
+def test_time(groups: Sequence[dict], values: Values, base: str) -> list[dict]:
+  """Shots points against the base model's inner steps at equal adaptation FLOPs.
+
+  Args:
+    groups: the sweep's settings (``analysis._groups``).
+    values: ``values(group) -> (k [P], adaptation FLOPs [P], v [S, E, P])``.
+    base: the base group.
+
+  Returns:
+    One dict per shots point: its settings, ``diffs`` (one per matched k: the shots
+    point's error minus the base curve's at the same FLOPs, and the base k that costs
+    as much) and ``summary``.
+  """
+  k_b, f_b, v_b = values(base)
+  pos = k_b >= 1
+  k_b, f_b, v_b = k_b[pos], f_b[pos], v_b[:, :, pos]
+  out = []
+  for g in groups:
+    if g["axis"] != "shots":
+      continue
+    k_g, f_g, v_g = values(g["group"])
+    diffs = []
+    for j in np.flatnonzero(k_g >= 1):
+      loc = locate_log(float(f_g[j]), f_b)
+      if loc is None:
+        continue
+      i, t = loc
+      i1 = min(i + 1, len(f_b) - 1)
+      a, b0, b1 = _common(v_g[:, :, j], v_b[:, :, i], v_b[:, :, i1])
+      iv = intervals.contrast([a, (1 - t) * b0 + t * b1], [1.0, -1.0])
+      diffs.append(difference(
+          iv, k=int(k_g[j]), adaptation_flops=float(f_g[j]),
+          base_k_equivalent=float(math.exp((1 - t) * math.log(k_b[i]) +
+                                           t * math.log(k_b[i1]))),
+          mean=float(a.mean()), base_mean=float(((1 - t) * b0 + t * b1).mean())))
+    out.append(dict(group=g["group"], shots=g["shots"], diffs=diffs,
+                    summary=summary(diffs, "adaptation_flops")))
+  return out
+
+
+def meta_training(groups: Sequence[dict], values: Values) -> list[dict]:
+  """Shots and tasks points against the K_train axis at equal meta-training FLOPs.
+
+  Returns:
+    One dict per shots / tasks point inside the K_train axis' FLOPs range: ``as_trained``
+    (each arm at its own test-time k = K_train) and ``same_k`` (both arms at each
+    test-time k they both measured), with the K_train the FLOPs correspond to.
+  """
+  axis = sorted((g for g in groups if g["axis"] in ("base", "k_train")),
+                key=lambda g: g["meta_training_flops"])
+  if len(axis) < 2:
+    return []
+  flops = [g["meta_training_flops"] for g in axis]
+  curves = {g["group"]: values(g["group"]) for g in axis}
+  out = []
+  for g in groups:
+    if g["axis"] not in ("shots", "tasks"):
+      continue
+    loc = locate_log(g["meta_training_flops"], flops)
+    if loc is None:
+      continue
+    i, t = loc
+    i1 = min(i + 1, len(axis) - 1)
+    lo, hi = axis[i], axis[i1]
+    k_g, _, v_g = values(g["group"])
+    entry = dict(group=g["group"], axis=g["axis"], value=g["axis_value"],
+                 meta_training_flops=g["meta_training_flops"],
+                 k_train_equivalent=float(math.exp(
+                     (1 - t) * math.log(lo["k_train"]) + t * math.log(hi["k_train"]))))
+
+    def at(group, k, _curves=curves):
+      return _col(_curves[group][0], _curves[group][2], k)
+
+    def compare(k_own, k_lo, k_hi, **fields):
+      a = _col(k_g, v_g, k_own)
+      b0, b1 = at(lo["group"], k_lo), at(hi["group"], k_hi)
+      if a is None or b0 is None or b1 is None:
+        return None
+      a, b0, b1 = _common(a, b0, b1)
+      iv = intervals.contrast([a, b0, b1], [1.0, -(1 - t), -t])
+      return difference(iv, mean=float(a.mean()),
+                        k_train_mean=float((1 - t) * b0.mean() + t * b1.mean()), **fields)
+
+    entry["as_trained"] = compare(g["k_train"], lo["k_train"], hi["k_train"],
+                                  k=int(g["k_train"]))
+    shared = [int(k) for k in k_g if k >= 1 and at(lo["group"], k) is not None
+              and at(hi["group"], k) is not None]
+    same = [compare(k, k, k, k=k) for k in shared]
+    entry["same_k"] = [d for d in same if d is not None]
+    entry["same_k_summary"] = summary(entry["same_k"], "k")
+    out.append(entry)
+  return out
+
+
+def _col(ks: np.ndarray, v: np.ndarray, k: int) -> Optional[np.ndarray]:
+  hit = np.flatnonzero(ks == k)
+  return None if not len(hit) else v[:, :, hit[0]]
+
+
+def analyse(groups: Sequence[dict], values: Values, base: str) -> dict[str, Any]:
+  """Both comparisons (module docstring)."""
+  return dict(test_time=test_time(groups, values, base),
+              meta_training=meta_training(groups, values))
