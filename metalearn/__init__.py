@@ -40,7 +40,7 @@ from metalearn.outer import MetaState
 from metalearn.outer import make_meta_step
 from metalearn.run.loop import train
 from metalearn.run.scoring import evaluate as evaluate_checkpoint
-from metalearn.scaling.fits import bootstrap
+from metalearn.scaling.fit_bootstrap import bootstrap
 from metalearn.scaling.fits import compare
 from metalearn.scaling.fits import extrapolation_test
 from metalearn.scaling.fits import fit

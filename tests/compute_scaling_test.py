@@ -13,6 +13,7 @@ from experiments import compute_scaling
 from metalearn.scaling import fits as fits_lib
 from metalearn.scaling import analysis as analysis_lib
 from metalearn.scaling import report as report_lib
+from metalearn.scaling import statements
 from metalearn.scaling import sweep
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -137,7 +138,7 @@ def test_report_says_power_law_extrapolates_worse_when_truth_is_sigmoid():
   truth = {"E": 0.1, "U": 0.8, "s": 0.5, "log_c_mid": np.log(1e6)}
   text = _report(*_synthetic("sigmoid_log", truth))
   lines = {name: next(line for line in text.splitlines()
-                     if line.startswith(f"- Extrapolation: {report_lib.NAMES[name]} ("))
+                     if line.startswith(f"- Extrapolation: {statements.NAMES[name]} ("))
            for name in ("power_law_floor", "power_law", "sigmoid_log")}
   # Judged against the held-out points' own CIs: the power laws fall through the floor.
   assert "underpredicts all" in lines["power_law_floor"] and "outside" in lines[
@@ -151,7 +152,7 @@ def test_report_does_not_blame_the_power_law_when_it_is_the_truth():
   truth = {"E": 0.05, "A": 30.0, "alpha": 0.3}
   text = _report(*_synthetic("power_law_floor", truth))
   line = next(line for line in text.splitlines() if line.startswith(
-      f"- Extrapolation: {report_lib.NAMES['power_law_floor']} ("))
+      f"- Extrapolation: {statements.NAMES['power_law_floor']} ("))
   assert "within the points' 95% CIs" in line, line
   assert "AIC: the data strongly favour the sigmoid" not in text
 
@@ -162,18 +163,18 @@ def _fake_fits(aic_plf, aic_sig):
 
 
 def test_aic_statement_thresholds():
-  assert "indistinguishable" in report_lib.aic_statement(_fake_fits(-50.0, -49.0))
-  text = report_lib.aic_statement(_fake_fits(-50.0, -45.0))
+  assert "indistinguishable" in statements.aic_statement(_fake_fits(-50.0, -49.0))
+  text = statements.aic_statement(_fake_fits(-50.0, -45.0))
   assert text.startswith("the data favour the power law with floor")
-  text = report_lib.aic_statement(_fake_fits(-50.0, -70.0))
+  text = statements.aic_statement(_fake_fits(-50.0, -70.0))
   assert text.startswith("the data strongly favour the sigmoid")
 
 
 def test_monotone_statement_flags_a_rise_beyond_the_cis():
-  assert report_lib.monotone_statement([1, 2, 4], [0.5, 0.3, 0.2],
+  assert statements.monotone_statement([1, 2, 4], [0.5, 0.3, 0.2],
                                            [0.02] * 3, "k_train") is None
-  assert report_lib.monotone_statement([1, 2, 4], [0.5, 0.3, 0.31],
+  assert statements.monotone_statement([1, 2, 4], [0.5, 0.3, 0.31],
                                            [0.02] * 3, "k_train") is None  # Within CI.
-  text = report_lib.monotone_statement([1, 4, 16], [0.5, 0.1, 0.2], [0.02] * 3,
+  text = statements.monotone_statement([1, 4, 16], [0.5, 0.1, 0.2], [0.02] * 3,
                                            "k_train")
   assert "lowest at k_train=4" in text and "k_train=16" in text

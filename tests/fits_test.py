@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from metalearn.scaling import fit_bootstrap as boot_lib
 from metalearn.scaling import fits as fits_lib
 
 C12 = np.logspace(3, 9, 12)
@@ -155,7 +156,7 @@ BOOT_TRUTH = {'E': 0.1, 'A': 4.0, 'alpha': 0.3}  # Error 0.60 -> 0.11.
 def test_bootstrap_covers_truth_and_narrows_with_more_episodes():
   p = fits_lib.predict('power_law_floor', BOOT_C, BOOT_TRUTH)
   rng = np.random.default_rng(0)
-  few = fits_lib.bootstrap('power_law_floor', BOOT_C,
+  few = boot_lib.bootstrap('power_law_floor', BOOT_C,
                           _bernoulli_episodes(p, 600, rng), 200, rng)
   assert few.success_fraction > 0.95
   for key, value in BOOT_TRUTH.items():
@@ -168,7 +169,7 @@ def test_bootstrap_covers_truth_and_narrows_with_more_episodes():
   assert inside.mean() > 0.7
   assert np.all(few.curve_low <= few.curve_estimate)
   assert np.all(few.curve_estimate <= few.curve_high)
-  many = fits_lib.bootstrap('power_law_floor', BOOT_C,
+  many = boot_lib.bootstrap('power_law_floor', BOOT_C,
                            _bernoulli_episodes(p, 9600, rng), 200, rng)
   for key in BOOT_TRUTH:  # Widths should shrink ~4x for 16x the episodes.
     assert _width(many, key) < 0.5 * _width(few, key), key
@@ -182,12 +183,12 @@ def test_bootstrap_resamples_seeds():
   seeds = np.stack([_bernoulli_episodes(np.clip(p + o, 0, 1), 300, rng)
                     for o in offsets])  # [seeds, points, episodes]
   pooled = seeds.transpose(1, 0, 2).reshape(len(BOOT_C), -1)
-  by_seed = fits_lib.bootstrap('power_law_floor', BOOT_C, seeds, 100,
+  by_seed = boot_lib.bootstrap('power_law_floor', BOOT_C, seeds, 100,
                               np.random.default_rng(2))
-  flat = fits_lib.bootstrap('power_law_floor', BOOT_C, pooled, 100,
+  flat = boot_lib.bootstrap('power_law_floor', BOOT_C, pooled, 100,
                            np.random.default_rng(2))
   assert _width(by_seed, 'E') > 1.5 * _width(flat, 'E')
-  moved = fits_lib.bootstrap('power_law_floor', BOOT_C, seeds.transpose(1, 2, 0),
+  moved = boot_lib.bootstrap('power_law_floor', BOOT_C, seeds.transpose(1, 2, 0),
                             100, np.random.default_rng(2), seeds_axis=2)
   assert moved.param_ci == by_seed.param_ci
 
@@ -195,17 +196,17 @@ def test_bootstrap_resamples_seeds():
 def test_bootstrap_accepts_lists_of_episodes():
   p = fits_lib.predict('power_law_floor', BOOT_C, BOOT_TRUTH)
   values = _bernoulli_episodes(p, 200, np.random.default_rng(3))
-  as_array = fits_lib.bootstrap('power_law_floor', BOOT_C, values, 50,
+  as_array = boot_lib.bootstrap('power_law_floor', BOOT_C, values, 50,
                                np.random.default_rng(4))
-  as_list = fits_lib.bootstrap('power_law_floor', BOOT_C, list(values), 50,
+  as_list = boot_lib.bootstrap('power_law_floor', BOOT_C, list(values), 50,
                               np.random.default_rng(4))
   assert as_list.param_ci == as_array.param_ci
   ragged = [row[: 100 + 10 * i] for i, row in enumerate(values)]
-  result = fits_lib.bootstrap('power_law_floor', BOOT_C, ragged, 50,
+  result = boot_lib.bootstrap('power_law_floor', BOOT_C, ragged, 50,
                              np.random.default_rng(4))
   assert result.success_fraction > 0.9
   np.testing.assert_allclose(result.estimate.n, len(BOOT_C))
-  paired = fits_lib.bootstrap('power_law_floor', BOOT_C, values, 50,
+  paired = boot_lib.bootstrap('power_law_floor', BOOT_C, values, 50,
                              np.random.default_rng(4), paired_episodes=True)
   assert paired.success_fraction > 0.9
 
@@ -251,7 +252,7 @@ def test_results_are_strict_json():
   json.dumps(fits_lib.extrapolation_test('sigmoid_log', C12, y), allow_nan=False)
   p = fits_lib.predict('power_law_floor', BOOT_C, BOOT_TRUTH)
   values = _bernoulli_episodes(p, 100, np.random.default_rng(6))
-  boot = fits_lib.bootstrap('power_law', BOOT_C, values, 10, np.random.default_rng(7))
+  boot = boot_lib.bootstrap('power_law', BOOT_C, values, 10, np.random.default_rng(7))
   decoded = json.loads(json.dumps(boot.to_dict(include_samples=True), allow_nan=False))
   assert len(decoded['param_samples']) == round(10 * boot.success_fraction)
   assert set(decoded['param_ci']) == {'A', 'alpha'}
@@ -338,9 +339,9 @@ def test_crossed_fit_intervals_cover_the_truth_with_three_seeds():
     v = _crossed_curves(rng, 3, 100)
     se = v.reshape(300, -1).std(0) / np.sqrt(300)
     w = 1 / (se**2 + (0.01 * np.ptp(v.mean((0, 1))))**2)
-    crossed = fits_lib.bootstrap('power_law_floor', CROSSED_C, v.transpose(0, 2, 1), 20,
+    crossed = boot_lib.bootstrap('power_law_floor', CROSSED_C, v.transpose(0, 2, 1), 20,
                                  rng, seeds_axis=0, weights=w, paired_episodes=True)
-    episodes = fits_lib.bootstrap('power_law_floor', CROSSED_C, v.mean(0).T, 20, rng,
+    episodes = boot_lib.bootstrap('power_law_floor', CROSSED_C, v.mean(0).T, 20, rng,
                                   weights=w, paired_episodes=True)
     for i, r in enumerate((crossed, episodes)):
       hits[i] += [r.param_ci['E'][0] <= CROSSED_E0 <= r.param_ci['E'][1],

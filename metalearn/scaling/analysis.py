@@ -31,6 +31,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from metalearn.scaling import capability
+from metalearn.scaling import curves
+from metalearn.scaling import fit_bootstrap as boot_lib
 from metalearn.scaling import fits as fits_lib
 from metalearn.scaling import frontier as frontier_lib
 from metalearn.scaling import intervals
@@ -111,7 +113,7 @@ def fit_curve(compute: np.ndarray, y: np.ndarray, ci: np.ndarray,
     compute: 1-D FLOPs per point (> 0).
     y: mean error per point; ci: its 95% half-width (judges the held-out predictions,
       and sets the weights unless ``weights`` is given).
-    per_episode: per-episode values for ``fits_lib.bootstrap``.
+    per_episode: per-episode values for ``fit_bootstrap.bootstrap``.
     n_boot: bootstrap replicates per model (0: none).
     rng: randomness of the bootstrap.
     paired: the same episodes are scored at every point.
@@ -158,7 +160,7 @@ def fit_curve(compute: np.ndarray, y: np.ndarray, ci: np.ndarray,
       continue
     resid[m] = standards.residuals(f, compute, y, ci)
     if n_boot:
-      boot[m] = _safe(lambda m=m: fits_lib.bootstrap(
+      boot[m] = _safe(lambda m=m: boot_lib.bootstrap(
           m, compute, per_episode, n_boot, rng, weights=w, compute_grid=grid,
           paired_episodes=paired, seeds_axis=seeds_axis).to_dict())
   tested = [e for e in extra.values() if "summary" in e]
@@ -253,7 +255,7 @@ def _frontier(rows, per_episode, groups, metric, cfg, rng) -> dict:
   levels = np.quantile(grid.error[np.isfinite(grid.error)], [0.25, 0.5])
   rates = []
   for level in levels:
-    r = _safe(lambda level=level: fits_lib._jsonable(dataclasses.asdict(  # pylint: disable=protected-access
+    r = _safe(lambda level=level: curves.jsonable(dataclasses.asdict(
         frontier_lib.exchange_rate(grid.meta_training_flops, grid.adaptation_flops,
                                    grid.error, float(level), error_samples=grid.samples))))
     rates.append(dict(r, level=float(level)))
@@ -294,7 +296,7 @@ def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
             metrics: Sequence[str], n_boot: int = 200,
             n_test: Sequence[float] = (100, 10_000, 1_000_000), seed: int = 0,
             failure_mse: float = 0.0) -> dict:
-  """Every fit and comparison of a sweep, JSON-ready after ``fits_lib._jsonable``.
+  """Every fit and comparison of a sweep, JSON-ready.
 
   Args:
     rows: rows from ``sweep.collect`` (or synthetic rows of the same fields).
@@ -375,4 +377,4 @@ def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
     out["agreement"] = dict(metrics=[pair[0], "loss"], settings=capability.agreement(
         groups, values(pair[0]), values("loss"),
         lambda g: [seeds[p] for p in _seed_points(rows, g)]))
-  return fits_lib._jsonable(out)  # pylint: disable=protected-access
+  return curves.jsonable(out)

@@ -70,7 +70,7 @@ def eligible(compute: Any, n_params: int) -> tuple[bool, str]:
 
 
 def _sorted(compute, y, weights=None):
-  c, y, w = fits_lib._prepare(compute, y, weights)  # pylint: disable=protected-access
+  c, y, w = fits_lib.prepare(compute, y, weights)
   order = np.argsort(c, kind='stable')
   return c[order], y[order], (None if weights is None else w[order]), order
 
@@ -91,7 +91,7 @@ def residuals(fit: Any, compute: Any, y: Any, y_ci: Any = None) -> dict[str, Any
   """
   model, params = ((fit['model'], fit['params']) if isinstance(fit, Mapping)
                    else (fit.model, fit.params))
-  c, y, _ = fits_lib._prepare(compute, y, None)  # pylint: disable=protected-access
+  c, y, _ = fits_lib.prepare(compute, y, None)
   fitted = fits_lib.predict(model, c, params)
   out = dict(model=model, compute=c, observed=y, fitted=fitted, residual=fitted - y)
   if y_ci is not None:
