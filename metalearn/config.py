@@ -41,6 +41,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.seed = 0
   c.task = "sinusoid"  # A registered task kind (metalearn.tasks): 'sinusoid', 'images'.
   c.sinusoid_pool = 0  # > 0: meta-train on a fixed pool of this many sinusoid tasks.
+  c.sinusoid_noise = 0.0  # Std of Gaussian noise on sinusoid targets (support and query).
+  # Known-floor task families (issue 27): Gaussian-mixture classification ('mixture')
+  # and Bayesian linear regression ('linreg'); each has an exact Bayes-optimal curve.
+  c.mixture = ml_collections.ConfigDict(dict(dim=16, mean_std=1.0, noise=1.0))
+  c.linreg = ml_collections.ConfigDict(dict(dim=8, weight_std=1.0, noise=0.5))
   c.data = datasets.default_data_config()
   c.model = ml_collections.ConfigDict(dict(
       name="mlp", hidden=(40, 40), conv_impl="auto", filters=0,  # 0: the paper's.

@@ -1,6 +1,7 @@
-"""Models, registered by the name ``config.model.name`` takes: the sinusoid MLP and
-MAML's conv nets. Each record builds the Flax module from a config and says which loss
-it is trained with and which module names the inner loop can freeze."""
+"""Models, registered by the name ``config.model.name`` takes: the sinusoid MLP (a linear
+model at ``hidden=()``), an MLP classifier of vector inputs (``config.ways`` outputs)
+and MAML's conv nets. Each record builds the Flax module from a config and says which
+loss it is trained with and which module names the inner loop can freeze."""
 
 import dataclasses
 from typing import Any, Callable
@@ -37,6 +38,8 @@ def _conv4(make):
 _CONV4_MODULES = ("Conv", "BatchStatNorm", "Dense")
 MODELS = {m.name: m for m in (
     ModelKind("mlp", lambda c: mlp.MLP(tuple(c.model.hidden)), "mse", ("Dense",)),
+    ModelKind("mlp_classifier", lambda c: mlp.MLP(tuple(c.model.hidden), out=c.ways),
+              "xent", ("Dense",)),
     ModelKind("conv4_omniglot", _conv4(conv4.omniglot_conv4), "xent", _CONV4_MODULES),
     ModelKind("conv4_miniimagenet", _conv4(conv4.miniimagenet_conv4), "xent",
               _CONV4_MODULES),

@@ -2,6 +2,8 @@
 
   sinusoid   regression on sine waves, sampled on the device (``sinusoid.py``)
   images     N-way K-shot classification of an image data set (``images.py``)
+  mixture    classification of Gaussian mixtures, with a known Bayes floor (``mixture.py``)
+  linreg     Bayesian linear regression, with known Bayes and GD curves (``linreg.py``)
 
 ``register`` adds a kind from outside the library.
 """
@@ -9,6 +11,8 @@
 from metalearn import registry
 from metalearn.tasks import base
 from metalearn.tasks import images
+from metalearn.tasks import linreg
+from metalearn.tasks import mixture
 from metalearn.tasks import sinusoid
 from metalearn.tasks.base import TaskFamily
 from metalearn.tasks.base import TaskKind
@@ -21,5 +25,5 @@ register = _REGISTRY.register
 get = _REGISTRY.get
 names = _REGISTRY.names
 
-for _kind in (sinusoid.KIND, images.KIND):
+for _kind in (sinusoid.KIND, images.KIND, mixture.KIND, linreg.KIND):
   register(_kind)
