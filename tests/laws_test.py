@@ -6,6 +6,8 @@ import math
 import numpy as np
 import pytest
 
+from metalearn.scaling import law_fit
+from metalearn.scaling import law_form
 from metalearn.scaling import laws
 
 # L(X, Y) = E + A X^-alpha + B Y^-beta on X in 1e12..1e15 (7 points) x Y in 1e6..1e9
@@ -46,15 +48,15 @@ def test_predict_and_json():
 @pytest.mark.parametrize('delta', [1e-3, math.inf])
 def test_objective_gradient_matches_finite_differences(delta):
   loss = _noisy(_law(TRUTH), seed=7, sd=0.05)
-  d = laws._prepare(X, Y, loss, np.linspace(0.5, 2.0, len(X)))
+  d = law_form._prepare(X, Y, loss, np.linspace(0.5, 2.0, len(X)))
   theta = np.array([-1.5, -2.0, 0.4, -1.0, 0.3])
-  f, g = laws._objective(theta, d, delta, 1.0)
+  f, g = law_fit._objective(theta, d, delta, 1.0)
   h = 1e-7
-  numeric = [(laws._objective(theta + h * e, d, delta, 1.0)[0]
-              - laws._objective(theta - h * e, d, delta, 1.0)[0]) / (2 * h) for e in np.eye(5)]
+  numeric = [(law_fit._objective(theta + h * e, d, delta, 1.0)[0]
+              - law_fit._objective(theta - h * e, d, delta, 1.0)[0]) / (2 * h) for e in np.eye(5)]
   np.testing.assert_allclose(g, numeric, rtol=1e-5, atol=1e-9)
   # The objective is the weighted Huber sum of log residuals.
-  r = np.log(laws.predict(laws._to_public(theta, d), X, Y)) - np.log(loss)
+  r = np.log(laws.predict(law_form._to_public(theta, d), X, Y)) - np.log(loss)
   huber = np.where(np.abs(r) <= delta, 0.5 * r**2, delta * (np.abs(r) - 0.5 * delta))
   assert f == pytest.approx(float(d.w @ huber), rel=1e-10)
 

@@ -37,6 +37,9 @@ from metalearn.scaling.records import (Record, _at, _boot_curves, _check_n_test,
 __all__ = ["IsoFlopProfile", "iso_flop_profiles"]
 
 
+@dataclasses.dataclass(frozen=True)
+class IsoFlopProfile:
+  """Error against the meta-training share of one total budget.
 
   Attributes:
     budget: the total FLOPs T.

@@ -180,6 +180,7 @@ def interpolate_log(x: float, xs: Any, ys: Any) -> Optional[float]:
   y = ys[order]
   return float(y[j] if t == 0.0 else (1 - t) * y[j] + t * y[j + 1])
 
+
 def _at(curves: np.ndarray, loc: tuple[int, float]) -> np.ndarray:
   """``[..., K]`` curves interpolated at a ``_locate`` position."""
   j, t = loc
@@ -255,6 +256,3 @@ def _boot_curves(groups: list[_Group], n_boot: int, rng: np.random.Generator,
     per_seed = (ce @ g.values.transpose(1, 0, 2).reshape(e, s * k)).reshape(n_boot, s, k)
     out.append(np.einsum("bs,bsk->bk", cs, per_seed) / (s * e))
   return out
-
-
-# --------------------------------------------------------------------------- iso-FLOP
