@@ -4,6 +4,8 @@ r"""Trains and/or evaluates a meta-learner from a config file.
   python -m launch.main --config=experiments/omniglot.py:5way1shot,smoke \
       --config.data.path=../shared/data/omniglot --workdir=/tmp/omni
   python -m launch.main --config=... --workdir=... --mode=evaluate
+  python -m launch.main --config=... --workdir=... --mode=tune_inner_lr \
+      --inner_lrs=0.003,0.01,0.03,0.1   # test-time rate per k, chosen on validation
 
 Re-running the same command resumes from the latest checkpoint in the workdir.
 """
@@ -21,17 +23,33 @@ from metalearn.errors import MetalearnError
 from metalearn.run import loop
 from metalearn.run import provenance
 from metalearn.run import scoring
+from metalearn.run import tuning
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (file.py:args).",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics and results.")
 _MODE = flags.DEFINE_enum("mode", "train_and_evaluate",
-                          ["train", "evaluate", "train_and_evaluate"], "What to run.")
+                          ["train", "evaluate", "train_and_evaluate", "tune_inner_lr"],
+                          "What to run.")
+_INNER_LRS = flags.DEFINE_list("inner_lrs", [], "tune_inner_lr: candidate test-time inner "
+                               "learning rates (metalearn.run.tuning).")
+_VAL_EPISODES = flags.DEFINE_integer("val_episodes", None, "tune_inner_lr: validation "
+                                     "episodes (default: config.eval.episodes).")
 _STEP = flags.DEFINE_integer("checkpoint_step", None,
                              "Checkpoint to evaluate (default: latest).")
 _MULTIHOST = flags.DEFINE_bool("multihost", False,
                                "Call jax.distributed.initialize() (TPU pods, SLURM).")
 flags.mark_flags_as_required(["config", "workdir"])
+
+
+def _inner_lrs() -> list[float]:
+  try:
+    lrs = [float(x) for x in _INNER_LRS.value]
+  except ValueError:
+    cli.fail(f"--inner_lrs={','.join(_INNER_LRS.value)}: not a list of numbers")
+  if not lrs or min(lrs) <= 0:
+    cli.fail(f"--inner_lrs={','.join(_INNER_LRS.value)}: give one or more rates > 0")
+  return lrs
 
 
 def main(argv):
@@ -48,6 +66,10 @@ def main(argv):
       state = loop.train(_CONFIG.value, _WORKDIR.value)
     if _MODE.value == "evaluate":
       scoring.evaluate(_CONFIG.value, _WORKDIR.value, step=_STEP.value)
+    elif _MODE.value == "tune_inner_lr":
+      _, step = scoring.restore_state(_CONFIG.value, _WORKDIR.value, _STEP.value)
+      tuning.tune(_CONFIG.value, _WORKDIR.value, _inner_lrs(), step=step,
+                  val_episodes=_VAL_EPISODES.value)
     elif _MODE.value == "train_and_evaluate":
       scoring.evaluate(_CONFIG.value, _WORKDIR.value, step=int(state.step), state=state)
   except MetalearnError as e:

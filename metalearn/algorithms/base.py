@@ -98,11 +98,18 @@ MetaGrad = Callable[..., tuple[Params, dict]]
 def adapt_curve(theta: Params, episode: Episode, *, learner: Learner, inner: InnerConfig,
                 eval_steps: Sequence[int], inner_state: Any = None) -> dict:
   """Test-time adaptation on the support set, the query set scored after each step in
-  ``eval_steps`` (``inner.adapt_curve``): metric name -> ``[len(eval_steps)]``."""
+  ``eval_steps`` (``inner.adapt_curve``): metric name -> ``[len(eval_steps)]``.
+
+  Besides the query metrics, ``support_loss`` is the loss on the support set being fitted
+  at each of those steps: a support loss still falling while the query loss is flat is
+  an information plateau; both flat is an optimisation plateau."""
+  def score(p):
+    return dict(learner.query_loss(p, episode)[1],
+                support_loss=learner.support_loss(p, episode)[0])
+
   _, curve = inner_lib.adapt_curve(
-      theta, lambda p: learner.support_loss(p, episode),
-      lambda p: learner.query_loss(p, episode)[1], cfg=inner, eval_steps=eval_steps,
-      opt_state=inner_state)
+      theta, lambda p: learner.support_loss(p, episode), score, cfg=inner,
+      eval_steps=eval_steps, opt_state=inner_state)
   return curve
 
 
