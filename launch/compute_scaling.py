@@ -131,7 +131,9 @@ def main(argv):
         workdir, config, metrics=tuple(config.analysis.metrics),
         analysis=dict(n_boot=config.analysis.n_boot,
                       n_test=tuple(config.analysis.n_test), seed=config.analysis.seed,
-                      failure_mse=config.analysis.failure_mse),
+                      failure_mse=config.analysis.failure_mse,
+                      known_floor={m: (v, why) for m, v, why in
+                                   config.analysis.known_floor}),
         context=dict(title=config.title, protocol=describe(config),
                      provenance=_provenance(info),
                      missing=missing))

@@ -178,3 +178,15 @@ def test_monotone_statement_flags_a_rise_beyond_the_cis():
   text = statements.monotone_statement([1, 4, 16], [0.5, 0.1, 0.2], [0.02] * 3,
                                            "k_train")
   assert "lowest at k_train=4" in text and "k_train=16" in text
+
+
+def test_known_floor_statement_says_whose_floor_it_is():
+  def fits(lo, hi):
+    return {"known_floor": {"value": 0.0, "source": "noiseless"},
+            "bootstrap": {"power_law_floor": {
+                "param_ci": {"E": (lo, hi), "alpha": (0.5, 1.0)},
+                "estimate": {"params": {"E": (lo + hi) / 2, "alpha": 0.7}}}}}
+  assert "above it" in statements.known_floor_statement(fits(0.1, 0.2))
+  assert "consistent" in statements.known_floor_statement(fits(-0.01, 0.2))
+  assert "below it" in statements.known_floor_statement(fits(-0.2, -0.1))
+  assert statements.known_floor_statement({"bootstrap": {}}) is None

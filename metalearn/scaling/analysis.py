@@ -277,11 +277,14 @@ def _profiles(records, cfg, rng) -> dict:
   out = {}
   m = sorted({r.meta_training_flops for r in records})
   a = [r.adaptation_flops for r in records if r.adaptation_flops > 0]
+  # One episode draw for every setting when they were scored on the same episodes (and
+  # as many); otherwise independent draws.
+  shared = len({r.values.shape[1] for r in records}) == 1
   for n_test in cfg["n_test"]:
     budgets = np.geomspace(m[0] + n_test * min(a), m[-1] + n_test * max(a), 24)
     profiles = [p for p in frontier_lib.iso_flop_profiles(
         records, budgets, n_test, rng=rng, n_boot=max(cfg["n_boot"] // 2, 20),
-        share_episodes=True) if sum(e is not None for e in p.error) >= 3]
+        share_episodes=shared) if sum(e is not None for e in p.error) >= 3]
     out[str(n_test)] = [dict(
         budget=p.budget, settings=sum(e is not None for e in p.error),
         bracketed=p.bracketed, optimum_fraction=p.optimum_fraction,
@@ -295,7 +298,8 @@ def _profiles(records, cfg, rng) -> dict:
 def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
             metrics: Sequence[str], n_boot: int = 200,
             n_test: Sequence[float] = (100, 10_000, 1_000_000), seed: int = 0,
-            failure_mse: float = 0.0) -> dict:
+            failure_mse: float = 0.0,
+            known_floor: Optional[dict[str, Any]] = None) -> dict:
   """Every fit and comparison of a sweep, JSON-ready.
 
   Args:
@@ -309,6 +313,8 @@ def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
     failure_mse: > 0: also analyse the failure rate ``mse>τ`` at this query-MSE
       threshold τ, derived from the per-episode loss (``capability``), a capability
       metric for regression.
+    known_floor: ``{metric: (value, source)}``: the task family's Bayes-optimal value of
+      a metric at the evaluated shots, against which the fitted floor is checked.
 
   Returns:
     A dict with ``groups`` and, per metric, ``test_time``, ``meta_training``,
@@ -329,6 +335,9 @@ def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
   for metric in metrics:
     res: dict[str, Any] = {}
     res["test_time"] = _test_time(rows, per_episode, metric, cfg, rng)
+    if known_floor and metric in known_floor:
+      value, source = known_floor[metric]
+      res["test_time"]["known_floor"] = dict(value=float(value), source=str(source))
     summary = {}
     for g in groups:
       k, iv, v, fl = _at_k(rows, per_episode, g["group"], metric, g["k_train"])

@@ -342,7 +342,7 @@ def _capability_figure(fits: dict, metrics: Sequence[str]):
     ax.errorbar(cb["mean"], ca["mean"], xerr=cb["ci95"], yerr=ca["ci95"], fmt="-o",
                 ms=2.5 if not base else 3.5, lw=1.6 if base else 0.8, capsize=1,
                 color="k" if base else f"C{i % 10}",
-                label=g["group"] + (" (base)" if base else ""))
+                label=g["group"] + (" (base)" if base and g["group"] != "base" else ""))
   ax.set_xscale("log")
   _y_scale(ax, [m for g in groups for m in fits[a]["curves"][g["group"]]["mean"]])
   ax.set_xlabel(_label(b) + " (log)")

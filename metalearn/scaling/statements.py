@@ -160,7 +160,32 @@ def curve_section(fits: dict, metric: str, x_name: str) -> list[str]:
   if "statement" in drift:
     lines.append(f"- Floor against the fitting range (power law with floor refitted on "
                  f"C ≤ c for growing c): {drift['statement']}")
+  known = known_floor_statement(fits)
+  if known:
+    lines.append(f"- Known floor: {known}")
   return lines
+
+
+def known_floor_statement(fits: dict) -> Optional[str]:
+  """The fitted floor E against the task family's known Bayes-optimal floor."""
+  known = fits.get("known_floor")
+  plf = fits.get("bootstrap", {}).get("power_law_floor", {})
+  if not known or "param_ci" not in plf:
+    return None
+  value, source = known["value"], known["source"]
+  lo, hi = plf["param_ci"]["E"]
+  e = plf["estimate"]["params"]["E"]
+  if lo is None or hi is None:
+    return None
+  if lo <= value <= hi:
+    return (f"the task family's Bayes-optimal value is {fmt(value)} ({source}); the "
+            f"fitted floor E = {fmt(e)} [{fmt(lo)}, {fmt(hi)}] is consistent with it.")
+  side = "above" if lo > value else "below"
+  what = ("so it is a floor of this learner (its model, meta-training and inner "
+          "rate), not of the data" if side == "above" else
+          "which no predictor can reach: the form or the range is wrong")
+  return (f"the task family's Bayes-optimal value is {fmt(value)} ({source}); the fitted "
+          f"floor E = {fmt(e)} [{fmt(lo)}, {fmt(hi)}] lies {side} it, {what}.")
 
 
 def metric_name(metric: str) -> str:
