@@ -5,6 +5,8 @@
   mixture    classification of Gaussian mixtures, with a known Bayes floor (``mixture.py``)
   linreg     Bayesian linear regression, with known Bayes and GD curves (``linreg.py``)
 
+The sinusoid's Bayes-optimal predictor (noisy or not) is in ``bayes_sinusoid.py``.
+
 ``register`` adds a kind from outside the library.
 """
 

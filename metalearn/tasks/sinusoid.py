@@ -6,6 +6,13 @@ and inputs ``x ~ U[-5, 5]``; support and query points are drawn independently.
 ``pool_size > 0`` restricts meta-training to a finite set of tasks (fixed by
 ``pool_seed``), the regression analogue of the number of meta-training classes: the
 "data for meta-training" axis of the scaling experiments. Inputs are still fresh.
+
+``noise > 0`` adds Gaussian noise of that standard deviation to every target, support
+and query, so the family has a Bayes floor of ``noise²`` on the query MSE
+(``metalearn.tasks.bayes_sinusoid`` computes the Bayes-optimal curve). The noise is drawn
+from its own key, so noise-free episodes are bit for bit what they were before the
+option existed, and a noisy episode has the same inputs and noise-free targets as the
+noise-free one of the same key.
 """
 
 import dataclasses
@@ -17,6 +24,11 @@ import jax.numpy as jnp
 from metalearn.errors import ConfigError
 from metalearn.tasks import base
 from metalearn.tasks.episode import Episode
+
+# ``fold_in(key, i)`` is ``split(key, n)[i]`` under jax's partitionable threefry (the
+# default), so 0, 1 and 2 would redraw the amplitude, phase or input bits: 3 is the
+# first stream that ``sample`` does not already use.
+_NOISE_STREAM = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +42,7 @@ class SinusoidTasks:
   x_range: tuple[float, float] = (-5.0, 5.0)
   pool_size: int = 0
   pool_seed: int = 12345
+  noise: float = 0.0
 
   def input_shape(self) -> tuple[int]:
     return (1,)
@@ -64,18 +77,24 @@ class SinusoidTasks:
     x_TxNx1 = jax.random.uniform(k_x, (num_tasks, n, 1), minval=self.x_range[0],
                                  maxval=self.x_range[1])
     y_TxNx1 = amp_T1 * jnp.sin(x_TxNx1 - phase_T1)
+    if self.noise > 0:  # A Python branch: without noise, no key is split or drawn.
+      y_TxNx1 = y_TxNx1 + self.noise * jax.random.normal(
+          jax.random.fold_in(key, _NOISE_STREAM), y_TxNx1.shape, y_TxNx1.dtype)
     return Episode(support_x=x_TxNx1[:, : self.shots], support_y=y_TxNx1[:, : self.shots],
                    query_x=x_TxNx1[:, self.shots:], query_y=y_TxNx1[:, self.shots:])
 
 
 def make(config, evaluation: bool) -> SinusoidTasks:
   """Training tasks (from ``config.sinusoid_pool`` if set) or, with ``evaluation``,
-  fresh tasks with ``config.eval``'s shots and queries."""
+  fresh tasks with ``config.eval``'s shots and queries; both with targets noised by
+  ``config.sinusoid_noise``."""
+  noise = float(config.sinusoid_noise)
   if not evaluation:
     return SinusoidTasks(shots=config.shots, queries=config.queries,
-                         pool_size=config.sinusoid_pool)
+                         pool_size=config.sinusoid_pool, noise=noise)
   return SinusoidTasks(shots=config.eval.shots or config.shots,
-                       queries=config.eval.queries or config.queries, pool_size=0)
+                       queries=config.eval.queries or config.queries, pool_size=0,
+                       noise=noise)
 
 
 def _check(config) -> None:
@@ -85,6 +104,9 @@ def _check(config) -> None:
   if config.sinusoid_pool < 0:
     raise ConfigError(f"config.sinusoid_pool={config.sinusoid_pool}: must be >= 0 "
                       "(0: fresh tasks)")
+  if not config.sinusoid_noise >= 0:  # Also rejects nan.
+    raise ConfigError(f"config.sinusoid_noise={config.sinusoid_noise}: the standard "
+                      "deviation of the target noise must be >= 0")
 
 
 KIND = base.TaskKind(name="sinusoid", make=make, loss="mse",
