@@ -39,6 +39,15 @@ OCTAVES = (0, 1, 2, 4, 8, 16, 32, 64)
 HALF_OCTAVES_256 = HALF_OCTAVES + (91, 128, 181, 256)
 
 
+# The Bayes-optimal query MSE of the noisy sinusoid at 10 shots (the sweep's evaluation
+# shots), by noise σ, from ``metalearn.tasks.bayes_sinusoid``.
+BAYES_FLOOR_10_SHOTS = {
+    0.3: (0.10908, "σ = 0.3, 10 shots: bayes_sinusoid.bayes_mse(SinusoidTasks(shots=10, "
+               "noise=0.3), 10, key(0), 10000) gave 0.10908 ± 0.00004 (Rao-Blackwellised, "
+               "10,000 episodes; 2026-12-02, 2-core AMD EPYC)"),
+}
+
+
 def _sinusoid(args: dict) -> ml_collections.ConfigDict:
   noise = float(args.get("noise", 0.0))
   run = sinusoid.get_config(f"noise={noise}")
@@ -73,6 +82,9 @@ def _sinusoid(args: dict) -> ml_collections.ConfigDict:
     title += f", noise σ = {noise:g}"
   c = _sweep(run, s, metrics=("loss",), notes=notes, title=title)
   c.analysis.failure_mse = round(noise**2 + 0.1, 6)
+  if noise in BAYES_FLOOR_10_SHOTS:
+    value, how = BAYES_FLOOR_10_SHOTS[noise]
+    c.analysis.known_floor = (("loss", value, how),)
   if not noise:
     identified = ("noiseless sinusoid, 10 shots: two or more noiseless shots identify "
                   "amplitude and phase, so the Bayes-optimal predictor is exact")

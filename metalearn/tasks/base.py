@@ -16,6 +16,9 @@ import dataclasses
 from typing import Any, Callable, Optional, Protocol
 
 import jax
+import numpy as np
+
+from metalearn.errors import ConfigError
 
 from metalearn.tasks.episode import Episode
 
@@ -70,3 +73,25 @@ def abstract_data(family: TaskFamily) -> Any:
   has one; None for synthetic families)."""
   make = getattr(family, "abstract_data", None)
   return None if make is None else make()
+
+
+def check_vector_family(config, name: str) -> None:
+  """The checks the synthetic vector families share (``mixture``, ``linreg``): no
+  rotation and no sinusoid pool, and in ``config.<name>``: ``dim`` an integer >= 1,
+  ``noise`` >= 0, every other key (a prior's standard deviation) > 0."""
+  for key, value in (("rotate", config.rotate), ("eval.rotate", config.eval.rotate)):
+    if value:
+      raise ConfigError(f"config.{key}: turns image classes; {name} tasks have none")
+  if config.sinusoid_pool:
+    raise ConfigError(f"config.sinusoid_pool: sets the sinusoid task pool; {name} "
+                      "tasks are always fresh")
+  for key, value in config[name].items():
+    where = f"config.{name}.{key}={value!r}"
+    if key == "dim":
+      if not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{where}: must be an integer >= 1")
+    elif key == "noise":
+      if not value >= 0:  # Also rejects NaN.
+        raise ConfigError(f"{where}: must be >= 0")
+    elif not value > 0:
+      raise ConfigError(f"{where}: must be > 0")

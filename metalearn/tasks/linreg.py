@@ -42,7 +42,6 @@ from typing import NamedTuple, Sequence, Union
 import jax
 import numpy as np
 
-from metalearn.errors import ConfigError
 from metalearn.tasks import base
 from metalearn.tasks.episode import Episode
 
@@ -271,21 +270,6 @@ def make(config, evaluation: bool) -> LinregTasks:
                      weight_std=float(r.weight_std), noise=float(r.noise))
 
 
-def _check(config) -> None:
-  for key, value in (("rotate", config.rotate), ("eval.rotate", config.eval.rotate)):
-    if value:
-      raise ConfigError(f"config.{key}: turns image classes; linreg tasks have none")
-  if config.sinusoid_pool:
-    raise ConfigError("config.sinusoid_pool: sets the sinusoid task pool; linreg "
-                      "tasks are always fresh")
-  r = config.linreg
-  if not isinstance(r.dim, (int, np.integer)) or r.dim < 1:
-    raise ConfigError(f"config.linreg.dim={r.dim!r}: must be an integer >= 1")
-  if not r.weight_std > 0:  # Also rejects NaN.
-    raise ConfigError(f"config.linreg.weight_std={r.weight_std}: must be > 0")
-  if not r.noise >= 0:
-    raise ConfigError(f"config.linreg.noise={r.noise}: must be >= 0")
-
-
-KIND = base.TaskKind(name="linreg", make=make, loss="mse",
-                     data_name=lambda c: "linreg", check=_check)
+KIND = base.TaskKind(
+    name="linreg", make=make, loss="mse", data_name=lambda c: "linreg",
+    check=lambda c: base.check_vector_family(c, "linreg"))

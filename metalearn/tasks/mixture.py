@@ -30,7 +30,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from metalearn.errors import ConfigError
 from metalearn.tasks import base
 from metalearn.tasks.episode import Episode
 
@@ -230,21 +229,6 @@ def make(config, evaluation: bool) -> MixtureTasks:
                       mean_std=float(m.mean_std), noise=float(m.noise))
 
 
-def _check(config) -> None:
-  for key, value in (("rotate", config.rotate), ("eval.rotate", config.eval.rotate)):
-    if value:
-      raise ConfigError(f"config.{key}: turns image classes; mixture tasks have none")
-  if config.sinusoid_pool:
-    raise ConfigError("config.sinusoid_pool: sets the sinusoid task pool; mixture "
-                      "tasks are always fresh")
-  m = config.mixture
-  if not isinstance(m.dim, (int, np.integer)) or m.dim < 1:
-    raise ConfigError(f"config.mixture.dim={m.dim!r}: must be an integer >= 1")
-  if not m.mean_std > 0:  # Also rejects NaN.
-    raise ConfigError(f"config.mixture.mean_std={m.mean_std}: must be > 0")
-  if not m.noise >= 0:
-    raise ConfigError(f"config.mixture.noise={m.noise}: must be >= 0")
-
-
-KIND = base.TaskKind(name="mixture", make=make, loss="xent",
-                     data_name=lambda c: "mixture", check=_check)
+KIND = base.TaskKind(
+    name="mixture", make=make, loss="xent", data_name=lambda c: "mixture",
+    check=lambda c: base.check_vector_family(c, "mixture"))
