@@ -191,7 +191,31 @@ def _test_time(rows, per_episode, metric, cfg, rng) -> dict:
                                   seeds_b=range(seeds))
   out["last_doubling"] = dict(k_from=int(k[-2]), k_to=int(k[-1]), diff=float(d.mean),
                               ci95=float(d.half_width), single_seed=bool(d.single_seed))
+  if metric != "support_loss" and any(p.endswith("/support_loss") for p in per_episode):
+    out["plateau"] = _plateau(k, v, _values(rows, per_episode, "base", "support_loss"))
   return out
+
+
+def _plateau(k, v, support) -> dict:
+  """Optimisation or information plateau: from the last k at which the query metric
+  still falls significantly (paired steps) to the largest k, the change of the query
+  metric and of the support loss, each paired over seeds and episodes."""
+  s = range(v.shape[0])
+  falls = [i + 1 for i in range(len(k) - 1) if k[i] >= 1 and intervals.paired_difference(
+      v[:, :, i], v[:, :, i + 1], seeds_a=s, seeds_b=s).hi < 0]
+  start = falls[-1] if falls else int(np.flatnonzero(k >= 1)[0])
+  if start >= len(k) - 1:
+    return dict(k_from=int(k[start]), k_to=int(k[-1]), skipped="the query metric still "
+                "falls at the last measured step")
+  q = intervals.paired_difference(v[:, :, start], v[:, :, -1], seeds_a=s, seeds_b=s)
+  sup = intervals.paired_difference(support[:, :, start], support[:, :, -1], seeds_a=s,
+                                    seeds_b=s)
+  return dict(k_from=int(k[start]), k_to=int(k[-1]),
+              query=dict(diff=float(q.mean), ci95=float(q.half_width)),
+              support=dict(diff=float(sup.mean), ci95=float(sup.half_width),
+                           start=float(support[:, :, start].mean()),
+                           end=float(support[:, :, -1].mean())),
+              support_falls=bool(sup.hi < 0), query_falls=bool(q.hi < 0))
 
 
 def _at_k(rows, per_episode, group, metric, k_wanted) -> tuple[int, dict, np.ndarray,

@@ -112,8 +112,14 @@ def _test_time_panel(ax, tt: dict, metric: str) -> None:
   if split is not None:
     ax.axvspan(split, c.max() * 1.2, color="0.85", alpha=0.5, lw=0,
                label="held out (extrapolation)")
+  known = tt.get("known_floor")
+  if known:
+    ax.axhline(known["value"], color="C2", ls="-.", lw=1.2,
+               label=f"Bayes-optimal: {known['value']:.3g} (the task family's floor)")
   _finish_log_log(ax, "adaptation FLOPs per episode", metric)
   lo, hi = (y - ci)[fitted].min(), (y + ci)[fitted].max()
+  if known and known["value"] > 0:
+    lo = min(lo, known["value"])
   _y_scale(ax, [max(lo, 1e-12), hi])
   pad = 1.3 if ax.get_yscale() == "log" else 1.0
   margin = 0.0 if pad > 1 else 0.08 * (hi - lo)
@@ -202,7 +208,7 @@ def plot_all(rows: Sequence[dict], fits: dict, out_dir: str, footer: str = ""
   fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), squeeze=False)
   for ax, axis in zip(axes[0], ("k_train", "shots", "tasks")):
     groups = [g for g in fits["groups"] if g["axis"] in ("base", axis)]
-    shown = []
+    shown, banded = [], False
     for i, g in enumerate(sorted(groups, key=lambda g: g[axis] or np.inf)):
       c = curves[g["group"]]
       pos = np.array(c["k"]) >= 1  # k = 0 costs 0 FLOPs: off a log axis.
@@ -210,7 +216,8 @@ def plot_all(rows: Sequence[dict], fits: dict, out_dir: str, footer: str = ""
       if len(c.get("seed_means") or []) > 1:  # The seeds' spread, as a band.
         sm = np.array(c["seed_means"], float)[:, pos]
         ax.fill_between(x, sm.min(0), sm.max(0), color=f"C{i}", alpha=0.15, lw=0,
-                        label=f"range of the {len(sm)} seeds' means")
+                        label=None if banded else "shaded: range of the seeds' means")
+        banded = True
       ax.errorbar(x, np.array(c["mean"])[pos], np.array(c["ci95"])[pos], fmt="-o",
                   ms=2.5, capsize=1.5, color=f"C{i}",
                   label=f"{axis}={g[axis]:g}" + (" (base)" if g["axis"] == "base" else "")

@@ -83,7 +83,10 @@ def markdown(fits: dict, context: dict) -> str:
     still = ("still lowers" if ld["diff"] + ld["ci95"] < 0 else
              "raises" if ld["diff"] - ld["ci95"] > 0 else "does not measurably change")
     lines += [f"- Going from k={ld['k_from']} to k={ld['k_to']} {still} the {metric} "
-              f"(paired difference {ld['diff']:+.4f} ± {ld['ci95']:.4f}).", ""]
+              f"(paired difference {ld['diff']:+.4f} ± {ld['ci95']:.4f})."]
+    plateau = sections.plateau_statement(tt.get("plateau"), metric)
+    lines += [f"- Plateau: {plateau}"] if plateau else []
+    lines += [""]
     lines += sections.meta_section(res, metric)
     lines += sections.iso_section(res, metric)
     lines += sections.frontier_section(res, metric)

@@ -171,11 +171,14 @@ def frontier_section(res: dict, metric: str) -> list[str]:
       f = [p["optimum_fraction"] for p in brk]
       los = [p["optimum_fraction_ci"][0] for p in brk]
       his = [p["optimum_fraction_ci"][1] for p in brk]
-      text += (f"at {len(brk)} budget(s) ({fmt(brk[0]['budget'])}–{fmt(brk[-1]['budget'])}) "
-               f"the optimum meta-training share lies between {min(f):.2f} and "
-               f"{max(f):.2f} (per-budget 95% intervals within [{min(los):.2f}, "
-               f"{max(his):.2f}], resampling each setting's seeds and the shared "
-               "episodes; one-seed settings add episode variance only)")
+      where = (f"at T = {fmt(brk[0]['budget'])} the optimum meta-training share is "
+               f"{f[0]:.2f} (95% interval [{los[0]:.2f}, {his[0]:.2f}]" if len(brk) == 1
+               else f"at {len(brk)} budgets ({fmt(brk[0]['budget'])}–"
+               f"{fmt(brk[-1]['budget'])}) the optimum meta-training share lies between "
+               f"{min(f):.2f} and {max(f):.2f} (per-budget 95% intervals within "
+               f"[{min(los):.2f}, {max(his):.2f}]")
+      text += (where + ", resampling each setting's seeds and the shared episodes; "
+               "one-seed settings add episode variance only)")
     if edge:
       text += (("; " if brk else "") + f"at {len(edge)} budget(s) the lowest error is at "
                "the profile's edge (" + ", ".join(sorted({p['lowest'] for p in edge}))
@@ -243,3 +246,24 @@ def limits(fits: dict, context: dict) -> list[str]:
                "(the grid is reported as far as it ran).")
   out += context.get("limits", [])
   return out
+
+
+def plateau_statement(p, metric: str):
+  """Whether the flat end of the k-curve is an optimisation or an information plateau."""
+  if not p:
+    return None
+  if "skipped" in p:
+    return f"none measured: {p['skipped']} (k = {p['k_to']})."
+  q, sup = p["query"], p["support"]
+  head = (f"from k = {p['k_from']} (the last k at which the {metric} still fell "
+          f"significantly) to k = {p['k_to']}, the {metric} changes by "
+          f"{q['diff']:+.4f} ± {q['ci95']:.4f} and the support loss by "
+          f"{sup['diff']:+.4f} ± {sup['ci95']:.4f} ({fmt(sup['start'])} → "
+          f"{fmt(sup['end'])})")
+  if p["support_falls"] and not p["query_falls"]:
+    return (head + ": the support set is still being fitted and the predictions do not "
+            "improve, an information plateau (more inner steps cannot replace data "
+            "here), not an optimisation one.")
+  if not p["support_falls"]:
+    return head + ": the support loss has stopped falling too, an optimisation plateau."
+  return head + "."
