@@ -19,6 +19,20 @@ per-point SE) and bootstrapped by ``fit_bootstrap.bootstrap``:
 
 Prints one line per (regime, method): the coverage of E0 and of α, with its Monte-Carlo
 standard error.
+
+Measured 2026-12-02 (01:17–01:31 UTC, 2-core AMD EPYC, niced beside a CI run; 150 sets
+per regime, 200 replicates, ``--methods=crossed``), 95% intervals:
+
+    regime     floor E0        exponent α
+    seeds      0.973 ± 0.013   0.960 ± 0.016
+    mixed      0.953 ± 0.017   0.953 ± 0.017
+    noise      0.940 ± 0.019   0.960 ± 0.016
+    episodes   0.987 ± 0.009   0.953 ± 0.017
+
+An earlier version that scaled the percentile interval by the replicates' sd instead of
+their percentile half-spread covered the exponent 0.915 ± 0.020 in the seeds and mixed
+regimes (200 sets), and there the seeds-ignored ``episodes`` method covered the floor
+0.210 ± 0.029 (seeds) and 0.590 ± 0.035 (mixed).
 """
 
 import time
