@@ -276,6 +276,7 @@ def _drift_figure(fits: dict, metrics: Sequence[str]):
       ax.axhline(drift["last_point"]["y"], color="k", ls=":", lw=1,
                  label=f"last measured point {drift['last_point']['y']:.3g}")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # No crowded labels.
     ax.set_xlabel("largest adaptation FLOPs in the fitting range")
     ax.set_ylabel({"E": f"floor E ({_label(metric)})", "alpha": "exponent α"}[name])
     ax.legend(fontsize=6)
@@ -299,11 +300,17 @@ def runs(env: Sequence[dict]) -> list[tuple[str, int, int, int]]:
 def _label_runs(ax, env: Sequence[dict], x_key: str) -> None:
   """One label per run of one setting along the envelope, below-right of its last point
   (the envelope moves on to the right of it)."""
+  placed = []  # Display positions of the labels drawn: a label too close is skipped.
   for group, k0, k1, i in runs(env):
     last = i + sum(1 for p in env[i:] if p["group"] == group and k0 <= p["k"] <= k1) - 1
     ks = f"k={k0}" if k0 == k1 else f"k={k0}–{k1}"
-    ax.annotate(f"{group}, {ks}", (env[last][x_key], env[last]["error"]),
-                textcoords="offset points", xytext=(-4, -10), ha="right", fontsize=6)
+    xy = (env[last][x_key], env[last]["error"])
+    px, py = ax.transData.transform(xy)
+    if any(abs(px - qx) < 80 and abs(py - qy) < 12 for qx, qy in placed):
+      continue
+    placed.append((px, py))
+    ax.annotate(f"{group}, {ks}", xy, textcoords="offset points", xytext=(-4, -10),
+                ha="right", fontsize=6)
 
 
 def _frontier_figure(fits: dict, metrics: Sequence[str]):
@@ -318,18 +325,18 @@ def _frontier_figure(fits: dict, metrics: Sequence[str]):
   ax = axes[0][0]
   ax.plot([p["adaptation_flops"] for p in env], [p["error"] for p in env], "-o", ms=4,
           color="C3", label="lower envelope")
-  _label_runs(ax, env, "adaptation_flops")
   _finish_log_log(ax, "adaptation FLOPs per episode", metric,
                   "best error for its test-time compute")
+  _label_runs(ax, env, "adaptation_flops")  # After the scales: it places in display space.
   if n_test:
     env = fr["total"][n_test]
     ax = axes[0][1]
     ax.plot([p["total_flops"] for p in env], [p["error"] for p in env], "-o", ms=4,
             color="C3", label="lower envelope")
-    _label_runs(ax, env, "total_flops")
     _finish_log_log(ax, f"meta-training + {int(float(n_test)):,} × adaptation FLOPs",
                     metric, f"best error for its total compute (N_test = "
                     f"{int(float(n_test)):,})")
+    _label_runs(ax, env, "total_flops")
   return fig
 
 
