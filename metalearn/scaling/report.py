@@ -131,9 +131,15 @@ def write_outputs(workdir: str, sweep_config, *, metrics: Sequence[str], analysi
     raise ValueError(f"{workdir}: no finished sweep points to report on")
   _csv(os.path.join(workdir, "rows.csv"), rows)
   _json(os.path.join(workdir, "rows.json"), rows)
+  # What the analysis reads: the analysed metrics of every point, and the support loss
+  # of the base point only (its plateau); the other points' support losses stay in
+  # their own evaluation files.
+  base = {r["point"] for r in rows if r["axis"] == "base"}
+  kept = {k: v for k, v in per_episode.items()
+          if k.split("/")[1] in metrics or k.split("/")[0] in base}
   np.savez_compressed(os.path.join(workdir, "per_episode.npz"),
                       **{k.replace("/", "__"): v.astype(np.float32)
-                         for k, v in per_episode.items()})
+                         for k, v in kept.items()})
   fits = analysis_lib.analyse(rows, per_episode, metrics=metrics, **analysis)
   fits["generated"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
       timespec="seconds")
