@@ -27,7 +27,7 @@ LABELS = {"error": "error (1 − accuracy)", "loss": "query loss"}
 
 def _label(metric: str) -> str:
   if metric.startswith("mse>"):
-    return f"failure rate (query MSE > {metric[4:]})"
+    return f"failure rate (MSE > {metric[4:]})"
   return LABELS.get(metric, metric)
 
 
@@ -276,7 +276,9 @@ def _drift_figure(fits: dict, metrics: Sequence[str]):
       ax.axhline(drift["last_point"]["y"], color="k", ls=":", lw=1,
                  label=f"last measured point {drift['last_point']['y']:.3g}")
     ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # No crowded labels.
+    # Labels at 1, 2 and 5 × 10^n only: the fitting ranges can span less than a decade.
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1, 2, 5)))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("largest adaptation FLOPs in the fitting range")
     ax.set_ylabel({"E": f"floor E ({_label(metric)})", "alpha": "exponent α"}[name])
     ax.legend(fontsize=6)
