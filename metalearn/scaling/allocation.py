@@ -32,7 +32,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from metalearn.scaling.records import (Record, _at, _boot_curves, _check_n_test, _groups,
-                                       _locate, as_records)
+                                       locate, as_records)
 
 __all__ = ["IsoFlopProfile", "iso_flop_profiles"]
 
@@ -140,7 +140,7 @@ def iso_flop_profiles(records: Sequence[Union[Record, Mapping[str, Any]]],
     if not budget > 0:
       raise ValueError(f"budgets must be > 0; got {budget}.")
     a_left = (budget - m) / n_test
-    locs = [_locate(a, g.log_a) for a, g in zip(a_left, groups)]
+    locs = [locate(a, g.log_a) for a, g in zip(a_left, groups)]
     err = tuple(None if loc is None else float(_at(g.error, loc))
                 for loc, g in zip(locs, groups))
     valid = [i for i, e in enumerate(err) if e is not None]

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple, Optional, Union
 
 import numpy as np
 
-from metalearn.scaling.records import (Record, _at, _boot_curves, _Group, _groups, _locate,
+from metalearn.scaling.records import (Record, _at, _boot_curves, _Group, _groups, locate,
                                        as_records)
 
 __all__ = [
@@ -83,7 +83,7 @@ def error_grid_from_records(records: Sequence[Union[Record, Mapping[str, Any]]],
   samples = None if boot is None else np.full((int(n_boot), len(groups), len(a)), np.nan)
   for i, g in enumerate(groups):
     for j, aj in enumerate(a):
-      loc = _locate(float(aj), g.log_a)
+      loc = locate(float(aj), g.log_a)
       if loc is not None:
         err[i, j] = _at(g.error, loc)
         if samples is not None:

@@ -21,24 +21,18 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from metalearn.scaling import intervals
+from metalearn.scaling import records
 
 Values = Callable[[str], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 def locate_log(x: float, xs: Sequence[float]) -> Optional[tuple[int, float]]:
   """``(j, t)`` with ``log x = (1 − t)·log xs[j] + t·log xs[j + 1]`` for ascending
-  positive ``xs``; None outside ``[xs[0], xs[-1]]`` (relative slack 1e-9)."""
+  positive ``xs`` (``records.locate``); None outside ``[xs[0], xs[-1]]``."""
   xs = np.asarray(xs, dtype=float)
-  if not x > 0 or len(xs) == 0 or np.any(xs <= 0):
+  if len(xs) == 0 or np.any(xs <= 0):
     return None
-  lx, lxs = math.log(x), np.log(xs)
-  slack = 1e-9 * max(1.0, abs(lx))
-  if lx < lxs[0] - slack or lx > lxs[-1] + slack:
-    return None
-  if len(lxs) == 1:
-    return 0, 0.0
-  j = int(np.clip(np.searchsorted(lxs, lx) - 1, 0, len(lxs) - 2))
-  return j, float(np.clip((lx - lxs[j]) / (lxs[j + 1] - lxs[j]), 0.0, 1.0))
+  return records.locate(float(x), np.log(xs))
 
 
 def _common(*arrays: np.ndarray) -> list[np.ndarray]:

@@ -136,7 +136,7 @@ def _check_n_test(n_test: float) -> None:
 # --------------------------------------------------------------------------- interpolation
 
 
-def _locate(x: float, log_xs: np.ndarray) -> Optional[tuple[int, float]]:
+def locate(x: float, log_xs: np.ndarray) -> Optional[tuple[int, float]]:
   """(j, t) with ``log x = (1 - t) log_xs[j] + t log_xs[j + 1]`` for ascending
   ``log_xs``; None outside their range (or for x <= 0)."""
   if not x > 0 or len(log_xs) == 0:
@@ -173,7 +173,7 @@ def interpolate_log(x: float, xs: Any, ys: Any) -> Optional[float]:
   lxs = np.log(xs[order])
   if np.any(np.diff(lxs) <= 0):
     raise ValueError("positions must be distinct.")
-  loc = _locate(float(x), lxs)
+  loc = locate(float(x), lxs)
   if loc is None:
     return None
   j, t = loc
@@ -182,7 +182,7 @@ def interpolate_log(x: float, xs: Any, ys: Any) -> Optional[float]:
 
 
 def _at(curves: np.ndarray, loc: tuple[int, float]) -> np.ndarray:
-  """``[..., K]`` curves interpolated at a ``_locate`` position."""
+  """``[..., K]`` curves interpolated at a ``locate`` position."""
   j, t = loc
   if t == 0.0:
     return curves[..., j]
