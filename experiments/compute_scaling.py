@@ -26,6 +26,7 @@ rows.json, fits.json, plots/*.png, report.md, run.json.
 
 import ml_collections
 
+from experiments import mixture
 from experiments import omniglot
 from experiments import sinusoid
 from metalearn import config as config_lib
@@ -46,6 +47,70 @@ BAYES_FLOOR_10_SHOTS = {
                "noise=0.3), 10, key(0), 10000) gave 0.10908 ± 0.00004 (Rao-Blackwellised, "
                "10,000 episodes; 2026-12-02, 2-core AMD EPYC)"),
 }
+
+
+# The Bayes-optimal accuracy and query cross-entropy of the Gaussian-mixture family of
+# the sweep (5-way, d = 16, mean_std = noise = 1, 15 queries per class) by test-time
+# shots: mixture.bayes_accuracy(5, shots, 16, 1.0, 1.0, jax.random.key(0), 100000)
+# (Monte Carlo over 100,000 episodes; standard errors 0.0001-0.0003 in accuracy,
+# 0.0002-0.0007 in loss; 2026-12-02, 2-core AMD EPYC).
+MIXTURE_BAYES = {1: (0.82438, 0.46659), 2: (0.90079, 0.26761), 3: (0.92834, 0.19425),
+                 4: (0.94194, 0.15781), 5: (0.94977, 0.13684), 10: (0.96481, 0.09630)}
+MIXTURE_BAYES_HOW = ("Bayes-optimal classifier given the support set (posterior "
+                     "predictive of each class, metalearn.tasks.mixture.bayes_logits), "
+                     "Monte Carlo over 100,000 episodes, standard error <= 0.0007")
+
+
+def _mixture(args: dict) -> ml_collections.ConfigDict:
+  full = "full" in args
+  run = mixture.get_config("")
+  run.model.hidden = (32, 32)
+  run.inner.steps = 1
+  run.num_steps = int(args.get("steps", 8000 if full else 2000))
+  run.log_every = 500
+  run.checkpoint_every = 1000
+  run.val.every = 0
+  run.eval.steps = 256
+  run.eval.eval_steps = HALF_OCTAVES_256
+  run.eval.batch = 600
+  steps = tuple(v for v in (63, 125, 250, 500, 1000, 2000, 4000) if v < run.num_steps)
+  if full:
+    s = dict(k_train=(1, 2, 4, 8, 16), train_shots=(1, 2, 3, 5),
+             test_shots=(1, 2, 3, 4, 5, 10), tasks=(4, 16, 64, 256, 1024, 0),
+             width=(8, 16, 32, 64, 128, 256), steps=steps, steps_for_tasks=True,
+             order=("width", "k_train", "train_shots", "tasks"))
+  else:
+    s = dict(k_train=(1, 2, 4), train_shots=(1, 3), test_shots=(1, 2, 3, 5, 10),
+             tasks=(16, 128, 0), width=(8, 32, 128), steps=steps, steps_for_tasks=False,
+             order=("k_train", "train_shots", "tasks", "width"))
+  s = ml_collections.ConfigDict(dict(
+      s, shots=(), tasks_key="mixture.pool",
+      seeds=tuple(range(int(args.get("seeds", 3)))),
+      base_seeds=tuple(range(int(args.get("base_seeds", 5 if full else 3)))),
+      base_episodes=600, episodes=600))
+  notes = [
+      "Gaussian-mixture tasks (5 classes in d = 16, class means ~ N(0, I), examples "
+      "~ N(mean, I)) have a known Bayes-optimal classifier given the support set, so "
+      "accuracy has a known ceiling at every number of test-time shots: "
+      + ", ".join(f"{k} shot{'s' * (k > 1)} {a:.4f}" for k, (a, _) in
+                  MIXTURE_BAYES.items()) + " (" + MIXTURE_BAYES_HOW + ").",
+      "Error = 1 − accuracy; loss = query cross-entropy (nats). Meta-training tasks: "
+      "mixture.pool fixed tasks (class-mean sets) with fresh examples; 0 = every task "
+      "new. Test-time shots score the base model with more support examples per class, "
+      "nothing retrained; train_shots retrains with those shots and is scored at the "
+      "base point's 1 shot.",
+      "The test-time inner rate is the training one (0.1) at every k; it is not tuned "
+      "per k in this sweep.",
+  ]
+  title = "Compute scaling: Gaussian-mixture classification, 5-way 1-shot (MAML)"
+  c = _sweep(run, s, metrics=("error", "loss"), notes=notes, title=title)
+  a, l = MIXTURE_BAYES[run.shots]
+  c.analysis.known_floor = (("error", round(1 - a, 5), MIXTURE_BAYES_HOW),
+                            ("loss", l, MIXTURE_BAYES_HOW))
+  c.analysis.known_floor_by_shots = tuple(
+      (m, k, round(1 - a, 5) if m == "error" else l)
+      for k, (a, l) in MIXTURE_BAYES.items() for m in ("error", "loss"))
+  return c
 
 
 def _sinusoid(args: dict) -> ml_collections.ConfigDict:
@@ -127,7 +192,9 @@ def _sweep(run, sweep, *, metrics, notes, title) -> ml_collections.ConfigDict:
       metrics=metrics, n_boot=200, n_test=(100, 10_000, 1_000_000), seed=0,
       failure_mse=0.0,  # > 0: also the fraction of tasks with query MSE above it.
       # (metric, Bayes-optimal value, why) per metric whose true floor is known.
-      known_floor=()))
+      known_floor=(),
+      # (metric, test-time shots, Bayes-optimal value): the floor at other shots.
+      known_floor_by_shots=()))
   c.title = title
   c.notes = notes
   return c
@@ -136,10 +203,21 @@ def _sweep(run, sweep, *, metrics, notes, title) -> ml_collections.ConfigDict:
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   """The sweep config: ``run`` (the base run), ``sweep`` (axes) and ``analysis``."""
   args = config_lib.parse_args(arg)
-  c = _omniglot(args) if "omniglot" in args else _sinusoid(args)
+  if "omniglot" in args:
+    c = _omniglot(args)
+  elif "sinusoid" in args or "noise" in args:
+    c = _sinusoid(args)
+  else:
+    c = _mixture(args)
   if "smoke" in args:
     r, s = c.run, c.sweep
-    if r.task == "sinusoid":
+    if r.task == "mixture":
+      r.num_steps = int(args.get("steps", 200))
+      r.eval.steps = 16
+      r.eval.eval_steps = HALF_OCTAVES[:9]
+      s.k_train, s.train_shots, s.tasks, s.width = (1, 2), (1, 2), (16, 0), (8, 32)
+      s.test_shots, s.steps, s.seeds = (1, 3), (50, 100), (0,)
+    elif r.task == "sinusoid":
       r.algorithm = "fomaml"  # Compiles faster; the wiring is the same.
       r.num_steps = int(args.get("steps", 400))
       r.eval.steps = 16

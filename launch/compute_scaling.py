@@ -45,15 +45,26 @@ def describe(c: ml_collections.ConfigDict) -> list[str]:
   algo = r.algorithm + (" (first order)" if r.algorithm == "fomaml"
                         else " (second order)" if r.algorithm == "maml" else "")
   task = ("sinusoid regression" if r.task == "sinusoid" else
+          f"Gaussian-mixture classification (d = {r.mixture.dim}), {r.ways}-way "
+          f"{r.shots}-shot" if r.task == "mixture" else
           f"{r.data.name} {r.ways}-way {r.shots}-shot")
+  axes = [f"K_train in {tuple(s.k_train)}"]
+  names = dict(shots="shots (train and test)", train_shots="meta-training shots "
+               "(evaluated at the base shots)", width="model width",
+               test_shots="test-time shots (base model, not retrained)",
+               steps="meta-training steps (checkpoints of the base run)")
+  for key in ("shots", "train_shots", "width", "test_shots", "steps"):
+    if s.get(key):
+      axes.append(f"{names[key]} in {tuple(s[key])}")
+  axes.append(f"{s.tasks_key} in {tuple(s.tasks)} (0 = all / infinite)"
+              + (", each also at the steps above" if s.get("steps_for_tasks") else ""))
   return [
       f"Task: {task}; model {r.model.name}; algorithm {algo}; inner lr {r.inner.lr}; "
       f"meta-batch {r.meta_batch}; outer {r.outer.optimizer} {r.outer.lr}; "
       f"{r.num_steps} meta-steps per setting.",
       f"Base point: K_train = {r.inner.steps}, {r.shots} shots, "
       f"{s.tasks_key} = {sweep.base_values(c)['tasks']}.",
-      f"Axes (each varied alone): K_train in {tuple(s.k_train)}; shots in "
-      f"{tuple(s.shots)}; {s.tasks_key} in {tuple(s.tasks)} (0 = all / infinite).",
+      "Axes (each varied alone): " + "; ".join(axes) + ".",
       f"Evaluation: split '{r.eval.split}', {r.eval.queries or r.queries} queries "
       f"{'per class' if r.task != 'sinusoid' else 'per task'}, inner lr "
       f"{r.eval.inner_lr or r.inner.lr}, test-time k in {tuple(r.eval.eval_steps)} "
@@ -110,6 +121,14 @@ def _provenance(info: dict) -> dict:
   }
 
 
+def _by_shots(entries) -> dict:
+  """``((metric, shots, value), ...)`` -> ``{metric: {shots: value}}``."""
+  out: dict = {}
+  for metric, shots, value in entries:
+    out.setdefault(metric, {})[int(shots)] = float(value)
+  return out
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -133,7 +152,9 @@ def main(argv):
                       n_test=tuple(config.analysis.n_test), seed=config.analysis.seed,
                       failure_mse=config.analysis.failure_mse,
                       known_floor={m: (v, why) for m, v, why in
-                                   config.analysis.known_floor}),
+                                   config.analysis.known_floor},
+                      known_floor_by_shots=_by_shots(
+                          config.analysis.get("known_floor_by_shots") or ())),
         context=dict(title=config.title, protocol=describe(config),
                      provenance=_provenance(info),
                      missing=missing))

@@ -19,11 +19,14 @@ import jax
 from ml_collections import config_flags
 
 from launch import cli
+from metalearn import config as config_lib
 from metalearn.errors import MetalearnError
+from metalearn.run import checkpoints
 from metalearn.run import loop
 from metalearn.run import provenance
 from metalearn.run import scoring
 from metalearn.run import tuning
+from metalearn.run import workdir as workdir_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (file.py:args).",
                                           lock_config=True)
@@ -37,6 +40,9 @@ _VAL_EPISODES = flags.DEFINE_integer("val_episodes", None, "tune_inner_lr: valid
                                      "episodes (default: config.eval.episodes).")
 _STEP = flags.DEFINE_integer("checkpoint_step", None,
                              "Checkpoint to evaluate (default: latest).")
+_SKIP_EXISTING = flags.DEFINE_bool(
+    "skip_existing", False, "evaluate: do nothing when this checkpoint's evaluation "
+    "under this protocol is already written (scripts that resume).")
 _MULTIHOST = flags.DEFINE_bool("multihost", False,
                                "Call jax.distributed.initialize() (TPU pods, SLURM).")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -52,6 +58,20 @@ def _inner_lrs() -> list[float]:
   return lrs
 
 
+def _evaluate(config, workdir: str) -> None:
+  """``--mode=evaluate``, skipped under ``--skip_existing`` when already written."""
+  if _SKIP_EXISTING.value:
+    step = _STEP.value
+    if step is None:
+      with checkpoints.manager(workdir) as mngr:
+        step = mngr.latest_step()
+    found = workdir_lib.find_evaluation(workdir, step, config_lib.eval_protocol(config))
+    if found is not None:
+      logging.info("evaluation exists, skipped: %s.jsonl", found.stem)
+      return
+  scoring.evaluate(config, workdir, step=_STEP.value)
+
+
 def main(argv):
   cli.quiet_libraries()
   if len(argv) > 1:
@@ -65,7 +85,7 @@ def main(argv):
     if _MODE.value in ("train", "train_and_evaluate"):
       state = loop.train(_CONFIG.value, _WORKDIR.value)
     if _MODE.value == "evaluate":
-      scoring.evaluate(_CONFIG.value, _WORKDIR.value, step=_STEP.value)
+      _evaluate(_CONFIG.value, _WORKDIR.value)
     elif _MODE.value == "tune_inner_lr":
       _, step = scoring.restore_state(_CONFIG.value, _WORKDIR.value, _STEP.value)
       tuning.tune(_CONFIG.value, _WORKDIR.value, _inner_lrs(), step=step,

@@ -44,7 +44,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.sinusoid_noise = 0.0  # Std of Gaussian noise on sinusoid targets (support and query).
   # Known-floor task families (issue 27): Gaussian-mixture classification ('mixture')
   # and Bayesian linear regression ('linreg'); each has an exact Bayes-optimal curve.
-  c.mixture = ml_collections.ConfigDict(dict(dim=16, mean_std=1.0, noise=1.0))
+  # mixture.pool > 0: meta-train on that many fixed tasks (0: every task fresh).
+  c.mixture = ml_collections.ConfigDict(dict(dim=16, mean_std=1.0, noise=1.0, pool=0))
   c.linreg = ml_collections.ConfigDict(dict(dim=8, weight_std=1.0, noise=0.5))
   c.data = datasets.default_data_config()
   c.model = ml_collections.ConfigDict(dict(

@@ -19,12 +19,15 @@ class ModelKind:
     make: ``make(config) -> nn.Module``.
     loss: 'mse' (regression) or 'xent' (classification with ``config.ways`` outputs).
     modules: the module names ``config.inner.frozen`` may list.
+    width_key: the config key that sets the model's width: every hidden layer's size
+      (``model.hidden``, a tuple) or the number of filters (``model.filters``).
   """
 
   name: str
   make: Callable[[Any], nn.Module]
   loss: str
   modules: tuple[str, ...]
+  width_key: str = "model.hidden"
 
 
 def _conv4(make):
@@ -40,10 +43,36 @@ MODELS = {m.name: m for m in (
     ModelKind("mlp", lambda c: mlp.MLP(tuple(c.model.hidden)), "mse", ("Dense",)),
     ModelKind("mlp_classifier", lambda c: mlp.MLP(tuple(c.model.hidden), out=c.ways),
               "xent", ("Dense",)),
-    ModelKind("conv4_omniglot", _conv4(conv4.omniglot_conv4), "xent", _CONV4_MODULES),
+    ModelKind("conv4_omniglot", _conv4(conv4.omniglot_conv4), "xent", _CONV4_MODULES,
+              "model.filters"),
     ModelKind("conv4_miniimagenet", _conv4(conv4.miniimagenet_conv4), "xent",
-              _CONV4_MODULES),
+              _CONV4_MODULES, "model.filters"),
 )}
+
+
+# The conv nets' width when ``model.filters`` is 0 (the paper's).
+_DEFAULT_FILTERS = {"conv4_omniglot": 64, "conv4_miniimagenet": 32}
+
+
+def width(c) -> int:
+  """The model's width: its hidden layers' size (all equal) or its filters."""
+  kind = get(c.model.name)
+  if kind.width_key == "model.filters":
+    return int(c.model.filters or _DEFAULT_FILTERS[kind.name])
+  hidden = tuple(c.model.hidden)
+  if not hidden or len(set(hidden)) != 1:
+    raise ValueError(f"model.hidden={hidden}: the width axis needs one or more hidden "
+                     "layers of one size")
+  return int(hidden[0])
+
+
+def set_width(c, value: int) -> None:
+  """Sets the model's width in config ``c`` (every hidden layer, or the filters)."""
+  width(c)  # Fails on a model without one width.
+  if get(c.model.name).width_key == "model.filters":
+    c.model.filters = int(value)
+  else:
+    c.model.hidden = (int(value),) * len(tuple(c.model.hidden))
 
 
 def get(name: str) -> ModelKind:

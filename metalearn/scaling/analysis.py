@@ -41,6 +41,13 @@ from metalearn.scaling import laws
 from metalearn.scaling import standards
 
 MODELS = fits_lib.DEFAULT_MODELS
+# The group field that holds each sweep axis's value (``sweep.AXES``).
+AXIS_FIELD = dict(k_train="k_train", shots="shots", train_shots="shots", tasks="tasks",
+                  width="width", test_shots="eval_shots", steps="num_steps",
+                  tasks_steps="num_steps")
+# Axes of meta-training compute, along which error at k = K_train is fitted against
+# meta-training FLOPs.
+META_AXES = ("k_train", "shots", "train_shots", "steps", "width")
 
 
 def _seed_points(rows: Sequence[dict], group: str) -> list[str]:
@@ -235,7 +242,9 @@ def _groups(rows) -> list[dict]:
     g = seen.setdefault(r["group"], dict(
         group=r["group"], axis=r["axis"], axis_value=r["axis_value"],
         k_train=r["k_train"], shots=r["shots"], tasks=r["tasks"],
-        meta_training_flops=r["meta_training_flops"], seeds=set()))
+        eval_shots=r.get("eval_shots") or r["shots"], num_steps=r.get("num_steps"),
+        width=r.get("width"), meta_training_flops=r["meta_training_flops"],
+        seeds=set()))
     g["seeds"].add(r["seed"])
   out = sorted(seen.values(), key=lambda g: (g["axis"] != "base", g["axis"],
                                              g["axis_value"] or 0))
@@ -249,6 +258,8 @@ def _frontier(rows, per_episode, groups, metric, cfg, rng) -> dict:
   and two-variable law."""
   records = []
   for g in groups:
+    if g["axis"] in ("test_shots", "tasks_steps"):
+      continue  # Other data at test time, or a data × length trajectory: apart.
     ks, flops = _ks(rows, g["group"], metric)
     v = _values(rows, per_episode, g["group"], metric)
     for i, k in enumerate(ks):
@@ -267,11 +278,13 @@ def _frontier(rows, per_episode, groups, metric, cfg, rng) -> dict:
     out["total"][str(n_test)] = [
         dict(group=g, k=int(k), total_flops=float(c), error=float(e))
         for g, k, c, e in zip(env.groups, env.k, env.compute, env.error)]
-  # The K_train axis with every test-time k: a grid of (meta-training, test-time) FLOPs.
-  kt = [g["group"] for g in groups if g["axis"] in ("base", "k_train")]
+  # A meta-training axis with every test-time k: a grid of (meta-training, test-time)
+  # FLOPs. The base run's checkpoints (steps) when they were scored, else K_train.
+  grid_axis = ("steps" if sum(g["axis"] == "steps" for g in groups) >= 2 else "k_train")
+  kt = [g["group"] for g in groups if g["axis"] in ("base", grid_axis)]
   grid_records = [r for r in records if r.group in kt]
   if len(kt) < 3:
-    out["grid"] = {"skipped": f"{len(kt)} K_train settings: too few for a grid"}
+    out["grid"] = {"skipped": f"{len(kt)} {grid_axis} settings: too few for a grid"}
     return out
   out["profiles"] = _profiles(grid_records, cfg, rng)
   grid = frontier_lib.error_grid_from_records(grid_records, rng=rng,
@@ -290,8 +303,62 @@ def _frontier(rows, per_episode, groups, metric, cfg, rng) -> dict:
   boot = (_safe(lambda: laws.bootstrap(x, a, [r.values.ravel() for r in grid_records],
                                        max(cfg["n_boot"] // 4, 20), rng).to_dict())
           if "skipped" not in law else {"skipped": law["skipped"]})
-  out["grid"] = dict(groups=kt, n_points=len(grid_records), exchange_rates=rates,
+  out["grid"] = dict(axis=grid_axis, groups=kt, n_points=len(grid_records),
+                     exchange_rates=rates,
                      law=law, law_bootstrap=boot)
+  return out
+
+
+def _test_shots(rows, per_episode, groups, metric, base, bayes: dict) -> list[dict]:
+  """The base model scored with each number of test-time shots, at k = K_train and at
+  the largest k, beside the Bayes-optimal value at those shots where it is known."""
+  gs = sorted((g for g in groups if g["axis"] in ("base", "test_shots")),
+              key=lambda g: g["eval_shots"])
+  if len(gs) < 2:
+    return []
+  bayes = {int(k): float(v) for k, v in bayes.items()}
+  out = []
+  for g in gs:
+    k, iv, _, fl = _at_k(rows, per_episode, g["group"], metric, base["k_train"])
+    k_max, iv_max, _, fl_max = _at_k(rows, per_episode, g["group"], metric, 1e9)
+    out.append(dict(group=g["group"], shots=g["eval_shots"], k=k, mean=iv["mean"],
+                    ci95=iv["ci95"], adaptation_flops=fl, k_max=k_max,
+                    k_max_mean=iv_max["mean"], k_max_ci95=iv_max["ci95"],
+                    k_max_flops=fl_max, bayes=bayes.get(int(g["eval_shots"]))))
+  return out
+
+
+def _tasks_steps(rows, per_episode, groups, metric, base) -> list[dict]:
+  """Error at k = K_train along each run's meta-training steps, per number of
+  meta-training tasks (the ``tasks_steps`` axis, with the base run's ``steps``), and
+  whether a run overfits: its last checkpoint significantly worse than its best, paired
+  over the run's seeds and the shared episodes."""
+  if not any(g["axis"] == "tasks_steps" for g in groups):
+    return []
+  runs: dict[Any, list[dict]] = {}
+  for g in groups:
+    if g["axis"] in ("base", "steps", "tasks", "tasks_steps"):
+      runs.setdefault(g["tasks"], []).append(g)
+  out = []
+  for tasks, gs in sorted(runs.items(), key=lambda kv: (kv[0] == 0, kv[0])):
+    gs.sort(key=lambda g: g["num_steps"])
+    if len(gs) < 2:
+      continue
+    at = [_at_k(rows, per_episode, g["group"], metric, base["k_train"]) for g in gs]
+    means = [iv["mean"] for _, iv, _, _ in at]
+    best = int(np.argmin(means))
+    v_best, v_last = at[best][2], at[-1][2]
+    n = min(v_best.shape[1], v_last.shape[1])
+    seeds = range(v_best.shape[0])
+    d = intervals.paired_difference(v_best[:, :n], v_last[:, :n], seeds_a=seeds,
+                                    seeds_b=seeds)
+    out.append(dict(
+        tasks=tasks, k=at[0][0], steps=[g["num_steps"] for g in gs],
+        groups=[g["group"] for g in gs],
+        meta_training_flops=[g["meta_training_flops"] for g in gs], mean=means,
+        ci95=[iv["ci95"] for _, iv, _, _ in at], best_steps=gs[best]["num_steps"],
+        last_minus_best=dict(diff=float(d.mean), ci95=float(d.half_width)),
+        overfits=bool(d.lo > 0)))
   return out
 
 
@@ -323,7 +390,8 @@ def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
             metrics: Sequence[str], n_boot: int = 200,
             n_test: Sequence[float] = (100, 10_000, 1_000_000), seed: int = 0,
             failure_mse: float = 0.0,
-            known_floor: Optional[dict[str, Any]] = None) -> dict:
+            known_floor: Optional[dict[str, Any]] = None,
+            known_floor_by_shots: Optional[dict[str, dict[int, float]]] = None) -> dict:
   """Every fit and comparison of a sweep, JSON-ready.
 
   Args:
@@ -339,6 +407,8 @@ def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
       metric for regression.
     known_floor: ``{metric: (value, source)}``: the task family's Bayes-optimal value of
       a metric at the evaluated shots, against which the fitted floor is checked.
+    known_floor_by_shots: ``{metric: {shots: value}}``: the same at other test-time
+      shots, shown beside the ``test_shots`` points.
 
   Returns:
     A dict with ``groups`` and, per metric, ``test_time``, ``meta_training``,
@@ -367,10 +437,13 @@ def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
       k, iv, v, fl = _at_k(rows, per_episode, g["group"], metric, g["k_train"])
       summary[g["group"]] = dict(k=k, adaptation_flops=fl, values=v, **iv)
     res["meta_training"] = {}
-    for axis in ("k_train", "shots"):
+    for axis in META_AXES:
+      if axis != "k_train" and not any(g["axis"] == axis for g in groups):
+        continue
       gs = [g for g in groups if g["axis"] in ("base", axis)]
       gs.sort(key=lambda g: g["meta_training_flops"])
-      entry = dict(groups=[g["group"] for g in gs], values=[g[axis] for g in gs],
+      entry = dict(groups=[g["group"] for g in gs],
+                   values=[g[AXIS_FIELD[axis]] for g in gs],
                    meta_training_flops=[g["meta_training_flops"] for g in gs],
                    **{key: [summary[g["group"]][key] for g in gs]
                       for key in ("mean", "ci95", "k", "single_seed")})
@@ -390,6 +463,12 @@ def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
         groups, lambda g, m=metric: (*_ks(rows, g, m), _values(rows, per_episode, g, m)),
         base["group"])
     res["iso_flop"]["base_k"] = summary[base["group"]]["k"]
+    res["iso_flop"]["shot_worth"] = iso_flop.shot_worth(
+        groups, lambda g, m=metric: (*_ks(rows, g, m), _values(rows, per_episode, g, m)),
+        base["group"], summary[base["group"]]["k"])
+    res["tasks_steps"] = _tasks_steps(rows, per_episode, groups, metric, base)
+    res["test_shots"] = _test_shots(rows, per_episode, groups, metric, base,
+                                    (known_floor_by_shots or {}).get(metric, {}))
     res["frontier"] = _frontier(rows, per_episode, groups, metric, cfg, rng)
     res["curves"] = {}  # Every setting's k-curve, with the same intervals (plots).
     for g in groups:

@@ -68,7 +68,9 @@ def summary(diffs: Sequence[dict], x_key: str) -> dict:
 
 
 def test_time(groups: Sequence[dict], values: Values, base: str) -> list[dict]:
-  """Shots points against the base model's inner steps at equal adaptation FLOPs.
+  """Shots points (``shots``: trained and scored with those shots; ``test_shots``: the
+  base model scored with them) against the base model's inner steps at equal
+  adaptation FLOPs.
 
   Args:
     groups: the sweep's settings (``analysis._groups``).
@@ -76,7 +78,7 @@ def test_time(groups: Sequence[dict], values: Values, base: str) -> list[dict]:
     base: the base group.
 
   Returns:
-    One dict per shots point: its settings, ``diffs`` (one per matched k: the shots
+    One dict per shots point: its settings (``shots`` the test-time shots), ``diffs`` (one per matched k: the shots
     point's error minus the base curve's at the same FLOPs, and the base k that costs
     as much) and ``summary``.
   """
@@ -85,7 +87,7 @@ def test_time(groups: Sequence[dict], values: Values, base: str) -> list[dict]:
   k_b, f_b, v_b = k_b[pos], f_b[pos], v_b[:, :, pos]
   out = []
   for g in groups:
-    if g["axis"] != "shots":
+    if g["axis"] not in ("shots", "test_shots"):
       continue
     k_g, f_g, v_g = values(g["group"])
     diffs = []
@@ -102,13 +104,81 @@ def test_time(groups: Sequence[dict], values: Values, base: str) -> list[dict]:
           base_k_equivalent=float(math.exp((1 - t) * math.log(k_b[i]) +
                                            t * math.log(k_b[i1]))),
           mean=float(a.mean()), base_mean=float(((1 - t) * b0 + t * b1).mean())))
-    out.append(dict(group=g["group"], shots=g["shots"], diffs=diffs,
+    out.append(dict(group=g["group"], axis=g["axis"], shots=g["eval_shots"], diffs=diffs,
                     summary=summary(diffs, "adaptation_flops")))
   return out
 
 
+def shot_worth(groups: Sequence[dict], values: Values, base: str, k: int) -> list[dict]:
+  """What one model's extra test-time shots are worth in its own inner steps.
+
+  For each ``test_shots`` point with more shots than the base (the same trained model,
+  scored with more support examples), its mean error at test-time step ``k`` is located
+  on the base curve (k >= 1, the base shots): the base adaptation FLOPs, and k, that
+  reach the same mean error (interpolated in log FLOPs between the first measured
+  neighbours that bracket it), against the FLOPs the shots point spends at ``k``.
+  ``k_equivalent_range`` does the same for the ends of the shots point's 95% interval
+  (the base curve's own noise is left out). When the base curve never gets as low
+  within its range, the paired difference between the base curve's lowest point and
+  the shots point says whether the shots are worth more than all the measured steps
+  (``beyond_range``).
+
+  Returns:
+    One dict per such point: ``shots``, ``k``, ``mean``, ``ci95``, ``adaptation_flops``
+    and either ``base_k_equivalent``, ``base_flops_equivalent`` and ``flops_ratio``
+    (equivalent base FLOPs / the shots point's), or ``beyond_range``.
+  """
+  k_b, f_b, v_b = values(base)
+  pos = k_b >= 1
+  k_b, f_b, v_b = k_b[pos], f_b[pos], v_b[:, :, pos]
+  base_shots = next(g["eval_shots"] for g in groups if g["group"] == base)
+  m_b = v_b.mean((0, 1))
+  out = []
+
+  def crossing(target):
+    """(k, FLOPs) where the base mean first reaches ``target``, or None."""
+    below = np.flatnonzero(m_b <= target)
+    if not len(below):
+      return None
+    i = int(below[0])
+    if i == 0:
+      return float(k_b[0]), float(f_b[0])
+    t = (m_b[i - 1] - target) / (m_b[i - 1] - m_b[i])
+    lf = (1 - t) * math.log(f_b[i - 1]) + t * math.log(f_b[i])
+    lk = (1 - t) * math.log(k_b[i - 1]) + t * math.log(k_b[i])
+    return math.exp(lk), math.exp(lf)
+
+  for g in groups:
+    if g["axis"] != "test_shots" or g["eval_shots"] <= base_shots:
+      continue
+    k_g, f_g, v_g = values(g["group"])
+    col = _col(k_g, v_g, k)
+    if col is None:
+      continue
+    iv = intervals.point_interval(col)
+    f_own = float(f_g[int(np.flatnonzero(k_g == k)[0])])
+    entry = dict(group=g["group"], shots=g["eval_shots"], base_shots=base_shots, k=k,
+                 mean=float(iv.mean), ci95=float(iv.half_width), adaptation_flops=f_own)
+    hit = crossing(float(iv.mean))
+    if hit is None:
+      best = int(np.argmin(m_b))
+      a, b = _common(v_b[:, :, best], col)
+      d = intervals.contrast([a, b], [1.0, -1.0])
+      entry["beyond_range"] = dict(
+          base_k=int(k_b[best]), base_flops=float(f_b[best]),
+          flops_ratio_above=float(f_b[best] / f_own), **difference(d))
+    else:
+      entry.update(base_k_equivalent=hit[0], base_flops_equivalent=hit[1],
+                   flops_ratio=hit[1] / f_own)
+    ends = [crossing(float(iv.mean + sign * iv.half_width)) for sign in (1, -1)]
+    entry["k_equivalent_range"] = [None if e is None else e[0] for e in ends]
+    out.append(entry)
+  return out
+
+
 def meta_training(groups: Sequence[dict], values: Values) -> list[dict]:
-  """Shots and tasks points against the K_train axis at equal meta-training FLOPs.
+  """Shots, tasks, width and steps points against the K_train axis at equal
+  meta-training FLOPs.
 
   Returns:
     One dict per shots / tasks point inside the K_train axis' FLOPs range: ``as_trained``
@@ -123,7 +193,7 @@ def meta_training(groups: Sequence[dict], values: Values) -> list[dict]:
   curves = {g["group"]: values(g["group"]) for g in axis}
   out = []
   for g in groups:
-    if g["axis"] not in ("shots", "tasks"):
+    if g["axis"] not in ("shots", "train_shots", "tasks", "width", "steps"):
       continue
     loc = locate_log(g["meta_training_flops"], flops)
     if loc is None:

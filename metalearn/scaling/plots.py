@@ -18,6 +18,7 @@ from matplotlib import pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from metalearn.scaling import fits as fits_lib  # noqa: E402
+from metalearn.scaling.analysis import AXIS_FIELD  # noqa: E402
 
 _BARS = ("error bars: 95% intervals over training seeds × evaluation episodes; over "
          "episodes only for settings trained with one seed")
@@ -136,20 +137,24 @@ def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
                 label="inner steps k (base model)")
   # Each shots setting's whole k-curve: the iso-FLOP comparison is over curves, not
   # only at k = K_train.
-  shots = sorted((g for g in fits["groups"] if g["axis"] == "shots"),
-                 key=lambda g: g["shots"])
+  shots = sorted((g for g in fits["groups"] if g["axis"] in ("shots", "test_shots")),
+                 key=lambda g: g["eval_shots"])
   for i, g in enumerate(shots):
     c = res["curves"][g["group"]]
     pos = np.array(c["k"]) >= 1
+    what = ("test-time shots, same model" if g["axis"] == "test_shots" else
+            "shots, trained with them")
     ax_t.errorbar(np.array(c["adaptation_flops"])[pos], np.array(c["mean"])[pos],
                   np.array(c["ci95"])[pos], fmt="-s", ms=2.5, capsize=1.5,
-                  color=f"C{i + 1}", label=f"{g['shots']} shots, k = 1 … max")
+                  color=f"C{i + 1}", label=f"{g['eval_shots']} {what}, k = 1 … max")
   tasks = [t for t in res["tasks"]]
   _finish_log_log(ax_t, "adaptation FLOPs per episode", metric,
                   "test-time compute vs data per task")
-  for axis, fmt, color in (("k_train", "-o", "k"), ("shots", "-s", "C1")):
-    e = res["meta_training"][axis]
-    if len(e["values"]) > 1:
+  for axis, fmt, color in (("k_train", "-o", "k"), ("shots", "-s", "C1"),
+                           ("train_shots", "-s", "C1"), ("steps", "-D", "C4"),
+                           ("width", "-v", "C5")):
+    e = res["meta_training"].get(axis)
+    if e and len(e["values"]) > 1:
       ax_m.errorbar(e["meta_training_flops"], e["mean"], e["ci95"], fmt=fmt, ms=4,
                     color=color, capsize=2, label=f"{axis} (at k = K_train)")
       for g, v, x, y in zip(e["groups"], e["values"], e["meta_training_flops"], e["mean"]):
@@ -203,13 +208,41 @@ def plot_all(rows: Sequence[dict], fits: dict, out_dir: str, footer: str = ""
   save_figure(fig, os.path.join(out_dir, "iso_flop.png"), footer)
   names.append("iso_flop.png")
 
-  metric = metrics[0]
+  fig = _axes_figure(fits, metrics[0])
+  save_figure(fig, os.path.join(out_dir, "axes.png"), footer)
+  names.append("axes.png")
+  for name, draw in (("residuals.png", _residuals_figure), ("drift.png", _drift_figure),
+                     ("frontier.png", _frontier_figure),
+                     ("loss_vs_capability.png", _capability_figure),
+                     ("data.png", _data_figure)):
+    fig = draw(fits, metrics)
+    if fig is not None:
+      save_figure(fig, os.path.join(out_dir, name), footer)
+      names.append(name)
+  return names
+
+
+AXIS_TITLES = dict(k_train="K_train", shots="shots (train and test)",
+                   train_shots="meta-training shots", tasks="meta-training tasks",
+                   width="model width", steps="meta-training steps",
+                   test_shots="test-time shots (same model)")
+
+
+def _axes_figure(fits: dict, metric: str):
+  """The k-curve of every setting, one panel per axis the sweep varied."""
   curves = fits[metric]["curves"]
-  fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), squeeze=False)
-  for ax, axis in zip(axes[0], ("k_train", "shots", "tasks")):
+  present = [a for a in ("k_train", "shots", "train_shots", "tasks", "width", "steps",
+                         "test_shots") if any(g["axis"] == a for g in fits["groups"])]
+  present = present or ["k_train"]
+  cols = min(3, len(present))
+  rows_n = -(-len(present) // cols)
+  fig, axes = plt.subplots(rows_n, cols, figsize=(5 * cols, 4.2 * rows_n),
+                           squeeze=False)
+  for ax, axis in zip(axes.ravel(), present):
+    field = AXIS_FIELD[axis]
     groups = [g for g in fits["groups"] if g["axis"] in ("base", axis)]
     shown, banded = [], False
-    for i, g in enumerate(sorted(groups, key=lambda g: g[axis] or np.inf)):
+    for i, g in enumerate(sorted(groups, key=lambda g: g[field] or np.inf)):
       c = curves[g["group"]]
       pos = np.array(c["k"]) >= 1  # k = 0 costs 0 FLOPs: off a log axis.
       x = np.array(c["adaptation_flops"])[pos]
@@ -220,23 +253,62 @@ def plot_all(rows: Sequence[dict], fits: dict, out_dir: str, footer: str = ""
         banded = True
       ax.errorbar(x, np.array(c["mean"])[pos], np.array(c["ci95"])[pos], fmt="-o",
                   ms=2.5, capsize=1.5, color=f"C{i}",
-                  label=f"{axis}={g[axis]:g}" + (" (base)" if g["axis"] == "base" else "")
+                  label=f"{g[field]:g}" + (" (base)" if g["axis"] == "base" else "")
                   + (f", {len(g['seeds'])} seeds" if len(g["seeds"]) > 1 else ""))
       shown += list(np.array(c["mean"])[pos])
     _finish_log_log(ax, "adaptation FLOPs per episode (k = 1 … max)", metric,
-                    f"k-curves along the {axis} axis")
+                    f"k-curves along {AXIS_TITLES[axis]}")
     _y_scale(ax, shown)
+  for ax in axes.ravel()[len(present):]:
+    ax.set_visible(False)
   fig.suptitle(_BARS, fontsize=9)
-  save_figure(fig, os.path.join(out_dir, "axes.png"), footer)
-  names.append("axes.png")
-  for name, draw in (("residuals.png", _residuals_figure), ("drift.png", _drift_figure),
-                     ("frontier.png", _frontier_figure),
-                     ("loss_vs_capability.png", _capability_figure)):
-    fig = draw(fits, metrics)
-    if fig is not None:
-      save_figure(fig, os.path.join(out_dir, name), footer)
-      names.append(name)
-  return names
+  return fig
+
+
+def _data_figure(fits: dict, metrics: Sequence[str]):
+  """Test-time shots on one model against the Bayes-optimal value at each shots; and
+  error along meta-training steps per number of meta-training tasks."""
+  metric = metrics[0]
+  res = fits[metric]
+  shots, traj = res.get("test_shots") or [], res.get("tasks_steps") or []
+  panels = [p for p in ("shots", "tasks") if (shots if p == "shots" else traj)]
+  if not panels:
+    return None
+  fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.3),
+                           squeeze=False)
+  for ax, panel in zip(axes[0], panels):
+    if panel == "shots":
+      x = [t["shots"] for t in shots]
+      ax.errorbar(x, [t["mean"] for t in shots], [t["ci95"] for t in shots], fmt="-o",
+                  ms=4, capsize=2, color="C0", label=f"k = {shots[0]['k']} inner steps")
+      ax.errorbar(x, [t["k_max_mean"] for t in shots], [t["k_max_ci95"] for t in shots],
+                  fmt="-s", ms=4, capsize=2, color="C1",
+                  label=f"k = {shots[0]['k_max']} inner steps")
+      known = [(t["shots"], t["bayes"]) for t in shots if t["bayes"] is not None]
+      if known:
+        ax.plot(*zip(*known), "--", color="k", lw=1,
+                label="Bayes-optimal (the best any learner can do)")
+      ax.set_xscale("log")
+      ax.set_xticks(x)
+      ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+      ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+      ax.set_xlabel("test-time shots per class (the base model, not retrained)")
+      ax.set_title("test-time data: more shots against more inner steps", fontsize=9)
+    else:
+      for i, t in enumerate(traj):
+        ax.errorbar(t["steps"], t["mean"], t["ci95"], fmt="-o", ms=3, capsize=1.5,
+                    color=f"C{i}", label=("∞ (fresh tasks)" if not t["tasks"] else
+                                          f"{t['tasks']:g} tasks")
+                    + (", overfits" if t["overfits"] else ""))
+      ax.set_xscale("log")
+      ax.set_xlabel("meta-training steps (checkpoints along each run)")
+      ax.set_title(f"meta-training tasks × length, at k = {traj[0]['k']}", fontsize=9)
+    ax.set_ylabel(_label(metric))
+    ax.legend(fontsize=6)
+    ax.grid(alpha=0.3, which="both")
+  fig.suptitle(_BARS + "; the test-time shots share the base model's seeds",
+               fontsize=8)
+  return fig
 
 
 def _residuals_figure(fits: dict, metrics: Sequence[str]):

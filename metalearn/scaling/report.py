@@ -42,7 +42,7 @@ def markdown(fits: dict, context: dict) -> str:
   lines += ["## What was run", ""] + [f"- {p}" for p in context.get("protocol", [])]
   groups = fits["groups"]
   lines += [f"- Design: one axis at a time around the base point `{fits['base']}` "
-            f"(a star of {len(groups)} trained settings, not a Cartesian product), so "
+            f"(a star of {len(groups)} settings, not a Cartesian product), so "
             "interactions between axes are not measured.", ""]
   prov = context.get("provenance")
   if prov:
@@ -53,11 +53,13 @@ def markdown(fits: dict, context: dict) -> str:
     tt = res["test_time"]
     name = metric_name(metric)
     lines += [f"## {name[0].upper() + name[1:]}", ""]
-    lines += ["| setting | K_train | shots | tasks | meta-training FLOPs | "
-              f"k | {metric} at k (95% CI) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += ["| setting | K_train | shots (train / test) | tasks | width | meta-steps | "
+              f"meta-training FLOPs | k | {metric} at k (95% CI) |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for g in groups:
       s = res["summary"][g["group"]]
-      lines.append(f"| {g['group']} | {g['k_train']} | {g['shots']} | {g['tasks']} | "
+      lines.append(f"| {g['group']} | {g['k_train']} | {g['shots']} / {g['eval_shots']} | "
+                   f"{g['tasks']} | {g.get('width') or '–'} | {g.get('num_steps') or '–'} | "
                    f"{fmt(g['meta_training_flops'])} | {s['k']} | {pm(s['mean'], s['ci95'])} |")
     lines += ["", sections.interval_note(fits), "",
               "### Test-time compute (inner steps k of the base model)", ""]
@@ -89,6 +91,7 @@ def markdown(fits: dict, context: dict) -> str:
     lines += [""]
     lines += sections.meta_section(res, metric)
     lines += sections.iso_section(res, metric)
+    lines += sections.data_section(res, metric)
     lines += sections.frontier_section(res, metric)
   lines += sections.agreement_section(fits)
   lines += ["## What the data do not support", ""]

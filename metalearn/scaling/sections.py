@@ -96,14 +96,16 @@ def iso_section(res: dict, metric: str) -> list[str]:
            "each point's training seeds independent).", ""]
   for e in iso["test_time"]:
     s = e["summary"]
+    who = (f"{e['shots']} test-time shots (the base model)"
+           if e.get("axis") == "test_shots" else f"{e['shots']} shots")
     if not s["n"]:
-      lines.append(f"- {e['shots']} shots: no k of its curve costs as much as an inner "
+      lines.append(f"- {who}: no k of its curve costs as much as an inner "
                    "step of the base model within the base curve's range; nothing to "
                    "compare.")
       continue
     ks = [d["k"] for d in e["diffs"]]
     lines.append(
-        f"- {e['shots']} shots against the base model's inner steps at equal adaptation "
+        f"- {who} against the base model's inner steps at equal adaptation "
         f"FLOPs, at {s['n']} matched points (its k = {min(ks)}…{max(ks)}, "
         f"{fmt(s['x_min'])}–{fmt(s['x_max'])} FLOPs per episode): more shots is "
         f"{counts(s)}. At its k = {ks[0]}: {verdict(e['diffs'][0])}; at k = {ks[-1]}: "
@@ -124,6 +126,56 @@ def iso_section(res: dict, metric: str) -> list[str]:
           f"{verdict(e['same_k'][-1])}.")
   if len(lines) == 4:
     lines.append("- No shots or tasks points to compare at equal FLOPs.")
+  return lines + [""]
+
+
+def data_section(res: dict, metric: str) -> list[str]:
+  """Test-time shots on the same model (with the Bayes-optimal value where known), what
+  they are worth in inner steps, and meta-training tasks jointly with length."""
+  shots, worth, traj = res.get("test_shots"), res["iso_flop"].get("shot_worth"), res.get(
+      "tasks_steps")
+  if not (shots or traj):
+    return []
+  lines = ["### Data: test-time shots on one model, meta-training tasks × length", ""]
+  for t in shots or []:
+    gap = (f"; Bayes-optimal {fmt(t['bayes'], 4)}, gap {fmt(t['mean'] - t['bayes'])} "
+           f"at k = {t['k']} and {fmt(t['k_max_mean'] - t['bayes'])} at k = {t['k_max']}"
+           if t["bayes"] is not None else "")
+    lines.append(f"- {t['shots']} shot(s): {pm(t['mean'], t['ci95'])} at k = {t['k']}, "
+                 f"{pm(t['k_max_mean'], t['k_max_ci95'])} at k = {t['k_max']}{gap}.")
+  for w in worth or []:
+    extra = w["shots"] - w["base_shots"]
+    head = (f"- {w['shots']} shots at k = {w['k']} ({pm(w['mean'], w['ci95'])}, "
+            f"{fmt(w['adaptation_flops'])} adaptation FLOPs): ")
+    if "beyond_range" in w:
+      b = w["beyond_range"]
+      lines.append(head + f"the base model at {w['base_shots']} shot(s) never gets as low "
+                   f"within its measured k; its best (k = {b['base_k']}) is "
+                   f"{verdict(dict(b, diff=-b['diff'], lo=-b['hi'], hi=-b['lo']), 'higher', 'lower')} "
+                   f"by {-b['diff']:+.4f} ± {b['ci95']:.4f}. {extra} extra shot(s) per "
+                   f"class are worth more than {fmt(b['flops_ratio_above'], 2)}× these "
+                   "adaptation FLOPs spent on inner steps (a lower bound).")
+    else:
+      lo, hi = w["k_equivalent_range"]
+      rng = (f" (k from {fmt(lo, 2) if lo else 'below 1'} to "
+             f"{fmt(hi, 2) if hi else 'beyond the range'} over the shots point's 95% "
+             "interval; the base curve's own noise not included)")
+      lines.append(head + f"the base model reaches the same mean at k ≈ "
+                   f"{fmt(w['base_k_equivalent'], 2)}{rng}: {extra} extra shot(s) per "
+                   f"class are worth {fmt(w['flops_ratio'], 2)}× these adaptation FLOPs "
+                   "in inner steps.")
+  for t in traj or []:
+    name = "fresh tasks" if not t["tasks"] else f"{t['tasks']:g} meta-training tasks"
+    pts = ", ".join(f"{s}: {pm(m, c)}" for s, m, c in zip(t["steps"], t["mean"],
+                                                           t["ci95"]))
+    d = t["last_minus_best"]
+    tail = (f"it overfits: the last checkpoint is worse than the best (steps = "
+            f"{t['best_steps']}) by {d['diff']:+.4f} ± {d['ci95']:.4f}"
+            if t["overfits"] else
+            f"no overfitting measured (last minus best, steps = {t['best_steps']}: "
+            f"{d['diff']:+.4f} ± {d['ci95']:.4f})")
+    lines.append(f"- {name}, {metric} at k = {t['k']} by meta-training steps: {pts}; "
+                 f"{tail}.")
   return lines + [""]
 
 

@@ -1,17 +1,29 @@
-"""A one-axis-at-a-time sweep around a base run: grid points, their FLOPs, their rows.
+"""A sweep around a base run: grid points, their FLOPs, their rows.
 
 A sweep config (see ``experiments/compute_scaling.py``) holds ``run`` (an ordinary run
 config, the base point), ``sweep`` (the values of each axis) and ``analysis``. Each axis
-(train-time inner steps ``k_train``, ``shots`` per class, number of meta-training
-``tasks``) is varied alone with the others held at the base values: the grid is a star,
-not a Cartesian product. Every trained model is evaluated once over all test-time inner
-steps ``run.eval.eval_steps``, which is the fourth axis (test-time compute).
+is varied alone with the others held at the base values (a star, not a Cartesian
+product); every trained model is evaluated once over all test-time inner steps
+``run.eval.eval_steps``, the test-time compute axis. The axes (``AXES``):
 
-Each (point, seed) trains in its own sub-workdir through ``run.loop.train`` (so it
-resumes from its checkpoints) and is skipped once its evaluation under its own protocol
-exists, so a killed sweep continues where it stopped. ``collect`` reads the rows back,
-adds each point's settings and its meta-training FLOPs, and is all that analysis and
-plots read.
+* trained ones: ``k_train`` (train-time inner steps), ``shots`` (shots per class at
+  meta-training and at test, together), ``train_shots`` (meta-training shots; the
+  evaluation keeps the base point's shots and queries), ``tasks`` (distinct
+  meta-training tasks or classes, ``sweep.tasks_key``) and ``width`` (the model's
+  width, ``models.set_width``);
+* evaluated ones, nothing retrained: ``test_shots`` (the base model scored with more or
+  fewer support shots per class) and ``steps`` (the base model's checkpoints along its
+  own run, a meta-training-length axis; with ``sweep.steps_for_tasks`` also along each
+  ``tasks`` point's run, axis ``tasks_steps``: the number of tasks jointly with
+  meta-training length).
+
+Each point trains in its own sub-workdir through ``run.loop.train`` (so it resumes from
+its checkpoints) and is skipped once its evaluation under its own protocol exists, so a
+killed sweep continues where it stopped. An evaluated point reads the checkpoints of its
+``home`` point; a ``steps`` point is scored on the way, by training its home to that
+step, scoring, and training on (the outer schedule must be constant, so that stopping
+does not change the run). ``collect`` reads the rows back, adds each point's settings
+and its meta-training FLOPs, and is all that analysis and plots read.
 """
 
 import copy
@@ -28,31 +40,42 @@ from metalearn import builder as build_lib
 from metalearn import config as config_lib
 from metalearn import flops as flops_lib
 from metalearn import tasks
+from metalearn.run import checkpoints
 from metalearn.run import loop
 from metalearn.run import scoring
 from metalearn.run import workdir as workdir_lib
 
-AXES = ("k_train", "shots", "tasks")
+from metalearn import models
+
+TRAINED_AXES = ("k_train", "shots", "train_shots", "tasks", "width")
+EVALUATED_AXES = ("test_shots", "steps", "tasks_steps")
+AXES = TRAINED_AXES + EVALUATED_AXES
 # Config keys that count distinct meta-training tasks or classes, per task kind.
 TASK_KEYS = tuple(k for name in tasks.names() for k in tasks.get(name).size_keys)
 
 
 @dataclasses.dataclass(frozen=True)
 class Point:
-  """One trained model of the sweep.
+  """One evaluated model of the sweep.
 
   Attributes:
     name: directory name, e.g. ``base_s0`` or ``k_train=4_s0``.
     axis: 'base' or the axis varied (one of ``AXES``).
     value: the axis value (the base values for 'base').
     seed: the run's seed.
-    config: the full run config of this point.
+    config: the full run config of this point (``num_steps``: the checkpoint scored).
+    home: the point whose run dir holds the checkpoints (itself for a trained point).
   """
   name: str
   axis: str
   value: Any
   seed: int
   config: ml_collections.ConfigDict
+  home: str = ""
+
+  @property
+  def trained(self) -> bool:
+    return self.home == self.name
 
 
 def _get(c: ml_collections.ConfigDict, path: str) -> Any:
@@ -71,8 +94,13 @@ def _set(c: ml_collections.ConfigDict, path: str, value: Any) -> None:
 def base_values(sweep_config: ml_collections.ConfigDict) -> dict[str, Any]:
   """The base point's value on every axis, read from the run config."""
   run = sweep_config.run
-  return dict(k_train=run.inner.steps, shots=run.shots,
-              tasks=_get(run, sweep_config.sweep.tasks_key))
+  shots = run.eval.shots or run.shots
+  out = dict(k_train=run.inner.steps, shots=run.shots, train_shots=run.shots,
+             tasks=_get(run, sweep_config.sweep.tasks_key), test_shots=shots,
+             steps=run.num_steps, tasks_steps=run.num_steps)
+  if sweep_config.sweep.get("width"):
+    out["width"] = models.width(run)
+  return out
 
 
 def point_config(sweep_config: ml_collections.ConfigDict, axis: str, value: Any,
@@ -82,41 +110,90 @@ def point_config(sweep_config: ml_collections.ConfigDict, axis: str, value: Any,
   c = copy.deepcopy(sweep_config.run)
   c.seed = seed
   base = axis == "base"
-  c.eval.episodes = s.base_episodes if base else s.episodes
+  own_seeds = axis in ("base", "test_shots", "steps")
+  c.eval.episodes = s.base_episodes if own_seeds else s.episodes
   if axis == "k_train":
     c.inner.steps = int(value)
-  elif axis == "shots":
+  elif axis in ("shots", "train_shots"):
+    if axis == "train_shots":  # The evaluation keeps the base point's episodes.
+      c.eval.queries = c.eval.queries or c.queries
+      c.eval.shots = c.eval.shots or c.shots
     if c.queries == c.shots:  # Configs that score as many queries as shots keep that.
       c.queries = int(value)
     c.shots = int(value)
   elif axis == "tasks":
     _set(c, s.tasks_key, type(_get(c, s.tasks_key))(value))
+  elif axis == "width":
+    models.set_width(c, int(value))
+  elif axis == "test_shots":
+    c.eval.queries = c.eval.queries or c.queries
+    c.eval.shots = int(value)
+  elif axis == "steps":
+    c.num_steps = int(value)
+  elif axis == "tasks_steps":  # value = (tasks, steps)
+    _set(c, s.tasks_key, type(_get(c, s.tasks_key))(value[0]))
+    c.num_steps = int(value[1])
   elif not base:
     raise ValueError(f"unknown sweep axis {axis!r}; choose from {AXES}")
   return c
 
 
 def _name(axis: str, value: Any, seed: int) -> str:
-  return f"base_s{seed}" if axis == "base" else f"{axis}={value:g}_s{seed}"
+  if axis == "base":
+    return f"base_s{seed}"
+  if axis == "tasks_steps":
+    return f"tasks={value[0]:g}@steps={value[1]:g}_s{seed}"
+  return f"{axis}={value:g}_s{seed}"
+
+
+def _check_steps(sweep_config: ml_collections.ConfigDict) -> None:
+  run, steps = sweep_config.run, tuple(sweep_config.sweep.get("steps") or ())
+  if not steps:
+    return
+  if run.outer.schedule != "constant":
+    raise ValueError(f"sweep.steps scores checkpoints along the base run, which needs a "
+                     f"constant outer schedule, not {run.outer.schedule!r}")
+  bad = [v for v in steps if not 0 < v <= run.num_steps]
+  if bad:
+    raise ValueError(f"sweep.steps={steps}: {bad} not in 1..run.num_steps="
+                     f"{run.num_steps}")
 
 
 def grid(sweep_config: ml_collections.ConfigDict) -> list[Point]:
   """The points of the sweep, in the order they run: the base point (every seed in
-  ``sweep.base_seeds``), then each axis's other values, cheapest axes first."""
+  ``sweep.base_seeds``), then each axis's other values, cheapest axes first; each
+  evaluated point comes after its home."""
   s = sweep_config.sweep
   if s.tasks_key not in TASK_KEYS:
     raise ValueError(f"sweep.tasks_key={s.tasks_key!r} not in {TASK_KEYS}")
+  _check_steps(sweep_config)
+  unknown = [a for a in s.order if a not in TRAINED_AXES]
+  if unknown:
+    raise ValueError(f"sweep.order={tuple(s.order)}: {unknown} not in {TRAINED_AXES}")
   base = base_values(sweep_config)
-  points = [Point(_name("base", 0, seed), "base", base, seed,
-                  point_config(sweep_config, "base", None, seed))
-            for seed in s.base_seeds]
+  steps = sorted(v for v in (s.get("steps") or ()) if v != base["steps"])
+
+  def point(axis, value, seed, home=None):
+    name = _name(axis, value, seed)
+    return Point(name, axis, base if axis == "base" else value, seed,
+                 point_config(sweep_config, axis, value, seed), home or name)
+
+  points = []
+  for seed in s.base_seeds:
+    home = point("base", None, seed)
+    points += [point("steps", v, seed, home.name) for v in steps]
+    points.append(home)
+    points += [point("test_shots", v, seed, home.name)
+               for v in (s.get("test_shots") or ()) if v != base["test_shots"]]
   for axis in s.order:
     for value in s[axis]:
       if value == base[axis]:
         continue
       for seed in s.seeds:
-        points.append(Point(_name(axis, value, seed), axis, value, seed,
-                            point_config(sweep_config, axis, value, seed)))
+        home = point(axis, value, seed)
+        if axis == "tasks" and s.get("steps_for_tasks"):
+          points += [point("tasks_steps", (value, v), seed, home.name) for v in steps]
+        points.append(home)
   return points
 
 
@@ -150,7 +227,7 @@ def point_flops(c: ml_collections.ConfigDict) -> dict[str, Any]:
 def _evaluation(point: Point, workdir: str) -> Optional[workdir_lib.Evaluation]:
   """The point's evaluation under its own config's protocol, if it was written."""
   c = point.config
-  return workdir_lib.find_evaluation(workdir_lib.point_dir(workdir, point.name),
+  return workdir_lib.find_evaluation(workdir_lib.point_dir(workdir, point.home),
                                      c.num_steps, config_lib.eval_protocol(c))
 
 
@@ -161,20 +238,50 @@ def is_done(point: Point, workdir: str) -> bool:
           and _evaluation(point, workdir) is not None)
 
 
-def _cost(info: dict, c: ml_collections.ConfigDict) -> float:
-  """Estimated FLOPs of a point: meta-training plus its evaluation pass."""
-  return info["meta_training_flops"] + c.eval.episodes * info["adaptation_flops"][-1]
+def _cost(info: dict, point: Point) -> float:
+  """Estimated FLOPs of a point: meta-training (trained points) plus its evaluation."""
+  train = info["meta_training_flops"] if point.trained else 0.0
+  return train + point.config.eval.episodes * info["adaptation_flops"][-1]
 
 
 def _point_info(sweep_config, point: Point) -> dict:
   s = sweep_config.sweep
   group = point.name.rsplit("_s", 1)[0]
+  value = point.value[1] if point.axis == "tasks_steps" else point.value
   info = dict(point=point.name, group=group, axis=point.axis,
-              axis_value=None if point.axis == "base" else point.value,
+              axis_value=None if point.axis == "base" else value, home=point.home,
               tasks_key=s.tasks_key, tasks=_get(point.config, s.tasks_key),
               num_steps=point.config.num_steps)
+  try:
+    info["width"] = models.width(point.config)
+  except ValueError:
+    info["width"] = None
   info.update(point_flops(point.config))
   return info
+
+
+def _latest_step(run_dir: str) -> Optional[int]:
+  with checkpoints.manager(run_dir) as mngr:
+    return mngr.latest_step()
+
+
+def _score(p: Point, workdir: str, log_fn) -> bool:
+  """Trains (a trained point, or its home up to a ``steps`` point's step) and scores
+  ``p``; False when it cannot be scored (its checkpoint is gone)."""
+  home = workdir_lib.point_dir(workdir, p.home)
+  step = int(p.config.num_steps)
+  if p.axis == "test_shots":
+    scoring.evaluate(p.config, home, step=step)
+    return True
+  if not p.trained:
+    latest = _latest_step(home)
+    if latest is not None and latest > step:
+      log_fn(f"point {p.name}: skipped, {p.home} is at step {latest} > {step} and "
+             f"keeps no checkpoint at {step} (score steps points in a fresh run)")
+      return False
+  state = loop.train(p.config, home)
+  scoring.evaluate(p.config, home, step=int(state.step), state=state)
+  return True
 
 
 def run(sweep_config: ml_collections.ConfigDict, workdir: str,
@@ -194,25 +301,23 @@ def run(sweep_config: ml_collections.ConfigDict, workdir: str,
   for p in points:
     config_lib.validate(p.config)
   infos = {p.name: _point_info(sweep_config, p) for p in points}
-  costs = {p.name: _cost(infos[p.name], p.config) for p in points}
+  costs = {p.name: _cost(infos[p.name], p) for p in points}
   todo = [p for p in points if not is_done(p, workdir)]
   log_fn(f"sweep: {len(points)} points, {len(points) - len(todo)} already done, "
          f"{sum(costs[p.name] for p in todo):.3g} FLOPs to go")
   t0, spent = time.time(), 0.0
-  for p in points:
-    i = points.index(p) + 1
+  for i, p in enumerate(points, 1):
     if p not in todo:
       continue
     left = sum(costs[q.name] for q in todo[todo.index(p):])
     eta = ((time.time() - t0) / spent * left) if spent else float("nan")
     log_fn(f"point {i}/{len(points)} {p.name}: {p.axis}={p.value} | "
            f"{costs[p.name]:.3g} FLOPs | ETA {_fmt(eta)}")
-    pdir = workdir_lib.point_dir(workdir, p.name)
     start = time.time()
-    state = loop.train(p.config, pdir)
-    scoring.evaluate(p.config, pdir, step=int(state.step), state=state)
+    if not _score(p, workdir, log_fn):
+      continue
     info = dict(infos[p.name], seconds=round(time.time() - start, 1))
-    workdir_lib.write_json(pdir, workdir_lib.POINT, info)
+    workdir_lib.write_json(workdir_lib.point_dir(workdir, p.name), workdir_lib.POINT, info)
     spent += costs[p.name]
     log_fn(f"point {i}/{len(points)} {p.name} done in {time.time() - start:.0f}s")
   return points
@@ -242,12 +347,13 @@ def collect(workdir: str, sweep_config: ml_collections.ConfigDict
   rows, values = [], {}
   for point in grid(sweep_config):
     pdir = workdir_lib.point_dir(workdir, point.name)
-    info = workdir_lib.read_json(pdir, workdir_lib.POINT)
+    info = workdir_lib.read_json(pdir, workdir_lib.POINT)  # Written once scored.
     evaluation = _evaluation(point, workdir) if info is not None else None
     if evaluation is None:
       continue
-    extra = {k: info[k] for k in ("point", "group", "axis", "axis_value", "tasks_key", "tasks",
-                                  "num_steps", "meta_step_flops", "meta_training_flops")}
+    extra = {k: info.get(k) for k in (
+        "point", "group", "axis", "axis_value", "tasks_key", "tasks", "num_steps", "width",
+        "meta_step_flops", "meta_training_flops")}
     for r in evaluation.rows():
       rows.append(dict(r, **extra))
       if r["metric"] == "accuracy":

@@ -78,7 +78,7 @@ def abstract_data(family: TaskFamily) -> Any:
 def check_vector_family(config, name: str) -> None:
   """The checks the synthetic vector families share (``mixture``, ``linreg``): no
   rotation and no sinusoid pool, and in ``config.<name>``: ``dim`` an integer >= 1,
-  ``noise`` >= 0, every other key (a prior's standard deviation) > 0."""
+  ``noise`` >= 0, ``pool`` (if present) an integer >= 0, every other key (a prior's standard deviation) > 0."""
   for key, value in (("rotate", config.rotate), ("eval.rotate", config.eval.rotate)):
     if value:
       raise ConfigError(f"config.{key}: turns image classes; {name} tasks have none")
@@ -90,6 +90,9 @@ def check_vector_family(config, name: str) -> None:
     if key == "dim":
       if not isinstance(value, (int, np.integer)) or value < 1:
         raise ConfigError(f"{where}: must be an integer >= 1")
+    elif key == "pool":
+      if not isinstance(value, (int, np.integer)) or value < 0:
+        raise ConfigError(f"{where}: must be an integer >= 0 (0: fresh tasks)")
     elif key == "noise":
       if not value >= 0:  # Also rejects NaN.
         raise ConfigError(f"{where}: must be >= 0")

@@ -42,9 +42,10 @@ def _normal(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("num_tasks", "ways", "shots", "queries",
-                                             "dim"))
+                                             "dim", "pool_size"))
 def sample_episodes(key: jax.Array, num_tasks: int, *, ways: int, shots: int,
-                    queries: int, dim: int, mean_std: float, noise: float) -> Episode:
+                    queries: int, dim: int, mean_std: float, noise: float,
+                    pool_size: int = 0, pool_seed: int = 12345) -> Episode:
   """``num_tasks`` independent N-way K-shot Gaussian-mixture episodes.
 
   Compiled once per episode shape (``mean_std`` and ``noise`` are traced), and callable
@@ -59,13 +60,22 @@ def sample_episodes(key: jax.Array, num_tasks: int, *, ways: int, shots: int,
     dim: d, the input dimension.
     mean_std: prior standard deviation of each coordinate of a class mean.
     noise: standard deviation of each coordinate of an example around its mean.
+    pool_size: > 0: each task is one of ``pool_size`` fixed tasks (sets of N class
+      means drawn once from ``pool_seed``), picked uniformly; its examples are fresh.
+      0: every task is new.
+    pool_seed: seed of the pool.
 
   Returns:
     Episode with ``support_x [T, N*K, d]`` float32, ``support_y [T, N*K]`` int32,
     ``query_x [T, N*Q, d]``, ``query_y [T, N*Q]``, ``class_ids [T, N]`` (arange).
   """
   k_mean, k_x = jax.random.split(key)
-  mu_TxNx1xD = mean_std * _normal(k_mean, (num_tasks, ways, 1, dim))
+  if pool_size:
+    pool_PxNx1xD = mean_std * _normal(jax.random.key(pool_seed),
+                                      (pool_size, ways, 1, dim))
+    mu_TxNx1xD = pool_PxNx1xD[jax.random.randint(k_mean, (num_tasks,), 0, pool_size)]
+  else:
+    mu_TxNx1xD = mean_std * _normal(k_mean, (num_tasks, ways, 1, dim))
   x_TxNxMxD = mu_TxNx1xD + noise * _normal(
       k_x, (num_tasks, ways, shots + queries, dim))
   labels_N = jnp.arange(ways, dtype=jnp.int32)
@@ -89,6 +99,8 @@ class MixtureTasks:
     dim: d.
     mean_std: prior std of the class means' coordinates.
     noise: std of the examples' coordinates around their class mean.
+    pool_size: > 0: meta-train on this many fixed tasks (``sample_episodes``); 0: fresh.
+    pool_seed: seed of the pool.
   """
 
   ways: int = 5
@@ -97,6 +109,8 @@ class MixtureTasks:
   dim: int = 16
   mean_std: float = 1.0
   noise: float = 1.0
+  pool_size: int = 0
+  pool_seed: int = 12345
 
   def input_shape(self) -> tuple[int]:
     return (self.dim,)
@@ -110,7 +124,8 @@ class MixtureTasks:
     del data
     return sample_episodes(key, num_tasks, ways=self.ways, shots=self.shots,
                            queries=self.queries, dim=self.dim, mean_std=self.mean_std,
-                           noise=self.noise)
+                           noise=self.noise, pool_size=self.pool_size,
+                           pool_seed=self.pool_seed)
 
 
 def bayes_logits(episode: Episode, mean_std: float, noise: float,
@@ -220,15 +235,18 @@ def bayes_accuracy(ways: int, shots: int, dim: int, mean_std: float, noise: floa
 
 
 def make(config, evaluation: bool) -> MixtureTasks:
-  """Training tasks or, with ``evaluation``, ``config.eval``'s ways, shots, queries."""
+  """Training tasks (from the pool ``config.mixture.pool`` if > 0) or, with
+  ``evaluation``, fresh tasks of ``config.eval``'s ways, shots, queries."""
   e = config.eval if evaluation else None
   m = config.mixture
   return MixtureTasks(ways=(e and e.ways) or config.ways,
                       shots=(e and e.shots) or config.shots,
                       queries=(e and e.queries) or config.queries, dim=int(m.dim),
-                      mean_std=float(m.mean_std), noise=float(m.noise))
+                      mean_std=float(m.mean_std), noise=float(m.noise),
+                      pool_size=0 if evaluation else int(m.pool))
 
 
 KIND = base.TaskKind(
     name="mixture", make=make, loss="xent", data_name=lambda c: "mixture",
+    size_keys=("mixture.pool",),
     check=lambda c: base.check_vector_family(c, "mixture"))
