@@ -1,31 +1,41 @@
 r"""Compute scaling: few-shot error against inner-loop compute, and compute against data.
 
-  python -m launch.compute_scaling --workdir=/tmp/compute_scaling       # sinusoid
-  python -m launch.compute_scaling --config=experiments/compute_scaling.py:omniglot \
-      --workdir=/work/runs/cs_omniglot
+  python -m launch.compute_scaling --workdir=/tmp/compute_scaling    # the main job
+  python -m launch.compute_scaling --config=experiments/compute_scaling.py:full \
+      --workdir=/work/runs/cs_mixture_full                           # the whole study
   python -m launch.compute_scaling --config=experiments/compute_scaling.py:smoke \
-      --workdir=/tmp/cs_smoke
+      --workdir=/tmp/cs_smoke                                        # CI
   ... --mode=report   # only regenerate rows, fits, plots and report from finished points
 
-Variants (comma-separated): ``sinusoid`` (default: MAML, no download; 6m22s measured
-on the 2-core CPU at load average 3.4-4.6), ``omniglot`` (5-way 1-shot, first-order
-MAML; 60 min at load 4-9), ``smoke`` (CI: 31 s at load 3.4), ``steps=N`` (meta-steps
-per setting); for the sinusoid also ``noise=σ`` (Gaussian noise on every target: a
-known Bayes floor above 0), ``seeds=N`` (seeds per setting), ``base_seeds=N`` and
-``k256`` (test-time k on to 256). Any key can be overridden, e.g.
+Variants (comma-separated). The default is the main job: MAML on Gaussian-mixture
+classification (5-way 1-shot, d = 16; no download), a task family whose Bayes-optimal
+accuracy is known at every number of shots, with every axis at a few values, 5 seeds
+at the base point and 3 elsewhere (under 10 minutes on 2 CPU cores; see README).
+``full``: every axis over 1.5 decades or more, 8,000 meta-steps, the number of tasks
+jointly with meta-training steps, and the test-time rate chosen per k on validation.
+``linreg``: Bayesian linear regression with a linear model, whose base curve is
+checked against gradient descent's exact expected curve and the Bayes floor.
+``sinusoid`` (MAML, the earlier default), ``noise=σ`` (the sinusoid with Gaussian
+noise on every target: a known Bayes floor above 0), ``omniglot`` (5-way 1-shot,
+first-order MAML; data in ../shared/data), ``smoke`` (a wiring check of any of them),
+``steps=N`` (meta-steps per setting), ``seeds=N`` and ``base_seeds=N``; for the
+sinusoid ``k256`` (test-time k on to 256). Any key can be overridden, e.g.
 ``--config.run.num_steps=500``.
 
-One trained model per setting on a star around the base point: train-time inner steps
-K_train, shots per class and number of meta-training tasks (sinusoid task pool /
-Omniglot class fraction) each varied alone. Each model is evaluated once over test-time
-inner steps k = 0..64. Every row carries adaptation and meta-training FLOPs from XLA's
-cost analysis. Re-running the command resumes: finished points are skipped, an
-interrupted one resumes from its checkpoints. Outputs in the workdir: rows.csv,
-rows.json, fits.json, plots/*.png, report.md, run.json.
+Axes (``metalearn/scaling/sweep.py``), each varied alone around the base point:
+train-time inner steps K_train, meta-training shots (scored at the base shots; the
+sinusoid and Omniglot sweeps move train and test shots together), the number of
+distinct meta-training tasks, model width, test-time shots on the base model and its
+checkpoints along meta-training (nothing retrained). Every model is evaluated once over
+test-time inner steps k = 0..256 (sinusoid and Omniglot: 0..64). Every row carries
+adaptation and meta-training FLOPs from XLA's cost analysis. Re-running the command
+resumes: finished points are skipped, an interrupted one resumes from its checkpoints.
+Outputs in the workdir: rows.csv, rows.json, fits.json, plots/*.png, report.md, run.json.
 """
 
 import ml_collections
 
+from experiments import linreg
 from experiments import mixture
 from experiments import omniglot
 from experiments import sinusoid
@@ -73,20 +83,22 @@ def _mixture(args: dict) -> ml_collections.ConfigDict:
   run.eval.steps = 256
   run.eval.eval_steps = HALF_OCTAVES_256
   run.eval.batch = 600
-  steps = tuple(v for v in (63, 125, 250, 500, 1000, 2000, 4000) if v < run.num_steps)
-  if full:
+  if full:  # Every axis over 1.5 decades or more, the rate tuned per k.
+    steps = tuple(v for v in (63, 125, 250, 500, 1000, 2000, 4000) if v < run.num_steps)
     s = dict(k_train=(1, 2, 4, 8, 16), train_shots=(1, 2, 3, 5),
              test_shots=(1, 2, 3, 4, 5, 10), tasks=(4, 16, 64, 256, 1024, 0),
              width=(8, 16, 32, 64, 128, 256), steps=steps, steps_for_tasks=True,
+             tune_inner_lrs=(0.03, 0.1, 0.3),
              order=("width", "k_train", "train_shots", "tasks"))
-  else:
-    s = dict(k_train=(1, 2, 4), train_shots=(1, 3), test_shots=(1, 2, 3, 5, 10),
+  else:  # The main job: every axis, fewer values, under 10 minutes on 2 CPU cores.
+    steps = tuple(v for v in (63, 250, 1000) if v < run.num_steps)
+    s = dict(k_train=(1, 2, 4), train_shots=(1, 3), test_shots=(1, 2, 5, 10),
              tasks=(16, 128, 0), width=(8, 32, 128), steps=steps, steps_for_tasks=False,
-             order=("k_train", "train_shots", "tasks", "width"))
+             tune_inner_lrs=(), order=("k_train", "train_shots", "tasks", "width"))
   s = ml_collections.ConfigDict(dict(
       s, shots=(), tasks_key="mixture.pool",
       seeds=tuple(range(int(args.get("seeds", 3)))),
-      base_seeds=tuple(range(int(args.get("base_seeds", 5 if full else 3)))),
+      base_seeds=tuple(range(int(args.get("base_seeds", 5)))),
       base_episodes=600, episodes=600))
   notes = [
       "Gaussian-mixture tasks (5 classes in d = 16, class means ~ N(0, I), examples "
@@ -99,8 +111,11 @@ def _mixture(args: dict) -> ml_collections.ConfigDict:
       "new. Test-time shots score the base model with more support examples per class, "
       "nothing retrained; train_shots retrains with those shots and is scored at the "
       "base point's 1 shot.",
-      "The test-time inner rate is the training one (0.1) at every k; it is not tuned "
-      "per k in this sweep.",
+      "The test-time inner rate is the training one (0.1) at every k for every setting"
+      + ("; the base model is also scored at the rate chosen per k among 0.03, 0.1 and "
+         "0.3 on validation episodes (seed + 10,000: other tasks), the 'tuned' setting."
+         if full else "; ':full' also scores the base model at the rate chosen per k on "
+         "validation episodes."),
   ]
   title = "Compute scaling: Gaussian-mixture classification, 5-way 1-shot (MAML)"
   c = _sweep(run, s, metrics=("error", "loss"), notes=notes, title=title)
@@ -110,6 +125,56 @@ def _mixture(args: dict) -> ml_collections.ConfigDict:
   c.analysis.known_floor_by_shots = tuple(
       (m, k, round(1 - a, 5) if m == "error" else l)
       for k, (a, l) in MIXTURE_BAYES.items() for m in ("error", "loss"))
+  return c
+
+
+# Bayesian linear regression of the sweep (d = 8, weights ~ N(0, I), noise 0.5, 8
+# shots; a linear model with a bias; inner SGD at 0.05): the expected query MSE of
+# plain gradient descent from w = 0, b = 0 after k steps, exact given the support
+# inputs and averaged over 20,000 draws of them, and the Bayes floor (posterior mean):
+#   linreg.gd_mse(HALF_OCTAVES_256, 0.05, 8, 8, 1.0, 0.5, jax.random.key(0), 20000,
+#                 bias=True); linreg.bayes_mse(8, 8, 1.0, 0.5, jax.random.key(0), 20000)
+# (standard errors <= 0.0026; 2026-12-02, 2-core AMD EPYC). w = 0 is the prior mean,
+# the best start for every k, so it is where a converged meta-learned start sits.
+LINREG_GD_CURVE = {0: 8.25, 1: 6.8345, 2: 5.9514, 3: 5.3551, 4: 4.9266, 6: 4.3498,
+                   8: 3.9754, 11: 3.6034, 16: 3.2261, 23: 2.9225, 32: 2.6968,
+                   45: 2.5114, 64: 2.3675, 91: 2.2691, 128: 2.2151, 181: 2.2005,
+                   256: 2.2258}
+LINREG_BAYES_8_SHOTS = 1.7039
+
+
+def _linreg(args: dict) -> ml_collections.ConfigDict:
+  run = linreg.get_config("")
+  run.num_steps = int(args.get("steps", 4000))
+  run.log_every = 500
+  run.checkpoint_every = 1000
+  run.val.every = 0
+  run.eval.steps = 256
+  run.eval.eval_steps = HALF_OCTAVES_256
+  run.eval.episodes = 600
+  run.eval.batch = 600
+  s = ml_collections.ConfigDict(dict(
+      k_train=(1, 2, 5, 10, 20), shots=(), train_shots=(4, 16),
+      test_shots=(2, 4, 8, 16, 32), tasks=(), tasks_key="",
+      steps=(63, 125, 250, 500, 1000, 2000), order=("k_train", "train_shots"),
+      seeds=tuple(range(int(args.get("seeds", 3)))),
+      base_seeds=tuple(range(int(args.get("base_seeds", 5)))),
+      base_episodes=600, episodes=600))
+  notes = [
+      "Bayesian linear regression (d = 8, weights ~ N(0, I), inputs ~ N(0, I), target "
+      "noise 0.5) with a linear model: the Bayes floor at 8 shots is "
+      f"{LINREG_BAYES_8_SHOTS} (posterior-mean predictor), and gradient descent from "
+      "the best start (w = 0) has an exact expected curve in k, the prediction the "
+      "measured base curve is checked against (linreg.gd_mse; see "
+      "experiments/compute_scaling.py).",
+      "Loss = query mean squared error. No meta-training task pool: every task is new.",
+  ]
+  c = _sweep(run, s, metrics=("loss",), notes=notes,
+             title="Compute scaling: Bayesian linear regression, 8 shots (MAML)")
+  how = ("Bayes floor of the family at 8 shots, linreg.bayes_mse over 20,000 draws of "
+         "the support inputs (standard error 0.0024)")
+  c.analysis.known_floor = (("loss", LINREG_BAYES_8_SHOTS, how),)
+  c.analysis.predicted_curve = tuple(("loss", k, v) for k, v in LINREG_GD_CURVE.items())
   return c
 
 
@@ -194,7 +259,9 @@ def _sweep(run, sweep, *, metrics, notes, title) -> ml_collections.ConfigDict:
       # (metric, Bayes-optimal value, why) per metric whose true floor is known.
       known_floor=(),
       # (metric, test-time shots, Bayes-optimal value): the floor at other shots.
-      known_floor_by_shots=()))
+      known_floor_by_shots=(),
+      # (metric, k, value): a curve the base model's k-curve is predicted to follow.
+      predicted_curve=()))
   c.title = title
   c.notes = notes
   return c
@@ -205,18 +272,27 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   args = config_lib.parse_args(arg)
   if "omniglot" in args:
     c = _omniglot(args)
+  elif "linreg" in args:
+    c = _linreg(args)
   elif "sinusoid" in args or "noise" in args:
     c = _sinusoid(args)
   else:
     c = _mixture(args)
   if "smoke" in args:
     r, s = c.run, c.sweep
-    if r.task == "mixture":
+    if r.task == "linreg":
+      r.num_steps = int(args.get("steps", 200))
+      r.eval.steps = 16
+      r.eval.eval_steps = HALF_OCTAVES[:9]
+      s.k_train, s.train_shots, s.test_shots, s.steps = (1, 5), (4,), (4, 8), (100,)
+      s.seeds = (0,)
+    elif r.task == "mixture":
       r.num_steps = int(args.get("steps", 200))
       r.eval.steps = 16
       r.eval.eval_steps = HALF_OCTAVES[:9]
       s.k_train, s.train_shots, s.tasks, s.width = (1, 2), (1, 2), (16, 0), (8, 32)
       s.test_shots, s.steps, s.seeds = (1, 3), (50, 100), (0,)
+      s.tune_inner_lrs = (0.1, 0.3)
     elif r.task == "sinusoid":
       r.algorithm = "fomaml"  # Compiles faster; the wiring is the same.
       r.num_steps = int(args.get("steps", 400))

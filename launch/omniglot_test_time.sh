@@ -2,7 +2,8 @@
 # Test-time compute and test-time data on the committed converged Omniglot checkpoints
 # (issue 27; evaluation only, nothing is retrained):
 #  1. each 5-way model at test-time shots 1..10 (the model trained at its own shots),
-#     k = 0..16 at its training inner rate, 200 test episodes;
+#     k = 0..16 at its training inner rate, 200 test episodes, 15 queries per class
+#     (20 − shots above 5 shots: a character has 20 drawings);
 #  2. each model over k = 0..256 with the inner rate chosen per k on 200 validation
 #     episodes (launch.main --mode=tune_inner_lr), scored on 200 test episodes.
 # Every evaluation is written under results/<run>/eval/ and skipped when it exists, so
@@ -31,7 +32,8 @@ shots() {  # $1 = run
   for s in 1 2 3 4 5 6 7 8 9 10; do
     # shellcheck disable=SC2086
     run --config=${CFG[$1]} --workdir=results/$1 --mode=evaluate \
-      --config.eval.episodes=200 --config.eval.shots=$s $K16 --skip_existing
+      --config.eval.episodes=200 --config.eval.shots=$s \
+      --config.eval.queries=$((s > 5 ? 20 - s : 15)) $K16 --skip_existing
   done
 }
 tune() {  # $1 = run

@@ -36,7 +36,7 @@ def smoke(tmp_path_factory):
 
 
 def test_grid_is_a_star_around_the_base_point():
-  c = compute_scaling.get_config("")
+  c = compute_scaling.get_config("sinusoid")
   base = sweep.base_values(c)
   points = sweep.grid(c)
   assert len({p.name for p in points}) == len(points)
@@ -63,10 +63,12 @@ def test_smoke_sweep_writes_rows_fits_plots_and_report(smoke):
                "per_episode.npz", "plots/test_time.png", "plots/iso_flop.png",
                "plots/axes.png"):
     assert os.path.getsize(os.path.join(workdir, name)) > 0, name
-  assert "point 4/4" in log and "ETA" in log
+  assert "point 9/9" in log and "ETA" in log
   with open(os.path.join(workdir, "rows.json")) as f:
     rows = json.load(f)
-  assert {r["group"] for r in rows} == {"base", "k_train=2", "shots=5", "tasks=16"}
+  assert {r["group"] for r in rows} == {"base", "steps=50", "steps=100", "test_shots=3",
+                                        "tuned", "k_train=2", "train_shots=2",
+                                        "tasks=16", "width=8"}
   for r in rows:  # k = 0 adapts nothing; scoring the queries is counted apart.
     assert (r["adaptation_flops"] > 0) == (r["k"] > 0) and r["query_flops"] > 0
     assert r["meta_training_flops"] > 0
@@ -80,10 +82,18 @@ def test_smoke_sweep_writes_rows_fits_plots_and_report(smoke):
     fits = json.load(f)
   assert {f["model"] for f in fits["loss"]["test_time"]["compare"]} == set(
       fits_lib.DEFAULT_MODELS)
+  # Checkpoints along the base run cost meta-training FLOPs in proportion to their steps.
+  m = {r["group"]: r["meta_training_flops"] for r in rows}
+  assert m["steps=50"] * 4 == pytest.approx(m["base"]) and m["test_shots=3"] == m["base"]
+  assert fits["error"]["test_time"]["known_floor"]["value"] == pytest.approx(1 - 0.82438)
+  assert [t["shots"] for t in fits["error"]["test_shots"]] == [1, 3]
+  # The tuned curve: at every k >= 1 a candidate rate, chosen on validation episodes.
+  assert set(fits["error"]["test_time_tuned"]["inner_lr"][1:]) <= {0.1, 0.3}
   with open(os.path.join(workdir, "report.md")) as f:
     text = f.read()
   for needle in ("## Provenance", "load average", "ΔAIC", "Extrapolation",
-                 "## What the data do not support", "Iso-FLOP"):
+                 "## What the data do not support", "Iso-FLOP", "Bayes-optimal",
+                 "test-time shots on one model"):
     assert needle in text, needle
 
 
@@ -92,24 +102,27 @@ def test_rerun_skips_finished_points_and_redoes_a_missing_one(smoke):
   points = os.path.join(workdir, "points")
   kept = os.path.join(points, "k_train=2_s0", "eval")
   mtimes = {n: os.path.getmtime(os.path.join(kept, n)) for n in os.listdir(kept)}
-  lost = os.path.join(points, "shots=5_s0", "eval")
+  lost = os.path.join(points, "train_shots=2_s0", "eval")
   for n in os.listdir(lost):  # As if killed after training, before evaluation.
     os.remove(os.path.join(lost, n))
-  other = next(p for p in sorted(os.listdir(points))
-               if p not in ("k_train=2_s0", "shots=5_s0"))
-  legacy = os.path.join(points, other, "eval")
+  legacy = os.path.join(points, "tasks=16_s0", "eval")
   for n in os.listdir(legacy):  # Named as before evaluation files named their protocol.
     stem, ext = n.split(".", 1)
     os.rename(os.path.join(legacy, n),
               os.path.join(legacy, "_".join(stem.split("_")[:3]) + "." + ext))
+  # A checkpoint along the base run cannot be scored once the run has gone past it.
+  os.remove(os.path.join(points, "steps=50_s0", "point.json"))
   log = _run_smoke(workdir)
-  assert "4 points, 3 already done" in log
-  assert "point 3/4 shots=5_s0" in log and "point 2/4" not in log
+  assert "9 points, 7 already done" in log
+  assert "point 7/9 train_shots=2_s0" in log and "point 6/9" not in log
   assert "resumed at step" in log  # Training resumed from its checkpoint.
+  assert "steps=50_s0: skipped, base_s0 is at step 200" in log
   assert mtimes == {n: os.path.getmtime(os.path.join(kept, n)) for n in os.listdir(kept)}
   assert os.listdir(lost)
   with open(os.path.join(workdir, "run.json")) as f:
     assert len(json.load(f)["invocations"]) == 2
+  with open(os.path.join(workdir, "report.md")) as f:
+    assert "steps=50_s0" in f.read()  # Named as missing.
 
 
 def _synthetic(model, params, seed=0, episodes=100, sd=0.03):

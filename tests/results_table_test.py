@@ -170,3 +170,25 @@ def test_rotated_classes_are_another_protocol_with_their_flag(tmp_path):
   train_cmd, _ = results_table.commands(str(d))
   assert (f"  {train_cmd} --mode=evaluate --config.eval.queries=1 --config.eval.steps=10 "
           "--config.eval.rotate=True" in text.splitlines()), text
+
+
+def test_test_time_table_reads_the_tuned_curve_and_the_shots_grid(tmp_path):
+  from launch import test_time_table
+  d = tmp_path / "run" / "eval"
+  d.mkdir(parents=True)
+  tuned = [dict(metric="accuracy", k=k, mean=m, ci95=0.004, episodes=200,
+                eval_inner_lr=lr, tuned_lrs=[0.1, 0.4], tuned_on=dict(episodes=200))
+           for k, m, lr in [(0, 0.2, None), (1, 0.98, 0.4), (256, 0.981, 0.1)]]
+  (d / "tuned_step9_seed1_test_k256_2lrs_abcd.jsonl").write_text(
+      "".join(json.dumps(r) + "\n" for r in tuned))
+  for shots, acc in [(1, 0.98), (2, 0.99)]:
+    rows = [dict(metric=m, k=k, mean=acc if k else 0.2, ci95=0.003, episodes=200,
+                 eval_shots=shots, shots=1, inner_lr=0.4, eval_inner_lr=0.4)
+            for m in ("accuracy", "loss") for k in (0, 1, 16)]
+    (d / f"rows_step9_seed1_test_5w{shots}s15q_k16_ab{shots}.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows))
+  text = test_time_table.markdown([str(tmp_path / "run")], "accuracy")
+  assert "| accuracy | 20.00 ± 0.40 | 98.00 ± 0.40 | 98.10 ± 0.40 |" in text
+  assert "| rate | – | 0.4 | 0.1 |" in text
+  assert "| 2 | 20.00 ± 0.30 | 99.00 ± 0.30 | 99.00 ± 0.30 |" in text
+  assert text.index("| 1 | 20.00") < text.index("| 2 | 20.00")

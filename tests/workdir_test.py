@@ -103,7 +103,7 @@ def test_files_without_eval_batch_take_the_runs_batch(tmp_path):
 
 
 def test_sweep_reads_each_points_own_protocol(tmp_path):
-  sweep_config = compute_scaling.get_config("smoke")
+  sweep_config = compute_scaling.get_config("sinusoid,smoke")
   points = sweep.grid(sweep_config)
   point = points[0]
   pdir = workdir_lib.point_dir(str(tmp_path), point.name)

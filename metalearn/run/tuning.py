@@ -66,6 +66,26 @@ def tuned_stem(workdir: str, step: Optional[int], test: config_lib.EvalProtocol,
                       f"_{len(lrs)}lrs_{digest}")
 
 
+def _val_keys(config, val_split: str, val_episodes: Optional[int]) -> dict:
+  return dict(split=val_split, seed=int(config.eval.seed) + VALIDATION_SEED_OFFSET,
+              episodes=int(val_episodes or config.eval.episodes))
+
+
+def tuned_evaluation(config: ml_collections.ConfigDict, workdir: str,
+                     lrs: Sequence[float], *, step: int, val_split: str = "val",
+                     val_episodes: Optional[int] = None
+                     ) -> Optional[workdir_lib.Evaluation]:
+  """The tuned curve ``tune`` writes for these arguments, if it was written whole."""
+  lrs = sorted({float(x) for x in lrs})
+  keys = _val_keys(config, val_split, val_episodes)
+  test = config_lib.eval_protocol(_with(config, inner_lr=lrs[0]))
+  val = config_lib.eval_protocol(_with(config, inner_lr=lrs[0], **keys))
+  stem = tuned_stem(workdir, step, test, lrs, val)
+  if not (os.path.exists(stem + ".jsonl") and os.path.exists(stem + ".npz")):
+    return None
+  return workdir_lib.Evaluation(stem, step, test)
+
+
 def tune(config: ml_collections.ConfigDict, workdir: str, lrs: Sequence[float], *,
          step: int, val_split: str = "val", val_episodes: Optional[int] = None
          ) -> list[dict]:
@@ -86,8 +106,7 @@ def tune(config: ml_collections.ConfigDict, workdir: str, lrs: Sequence[float], 
   lrs = sorted({float(x) for x in lrs})
   if not lrs or min(lrs) <= 0:
     raise ConfigError(f"--inner_lrs={lrs}: give one or more rates > 0")
-  val_keys = dict(split=val_split, seed=int(config.eval.seed) + VALIDATION_SEED_OFFSET,
-                  episodes=int(val_episodes or config.eval.episodes))
+  val_keys = _val_keys(config, val_split, val_episodes)
   test, val = [], []
   for lr in lrs:
     logging.info("inner lr %g: validation, then test", lr)

@@ -178,14 +178,14 @@ def fit_curve(compute: np.ndarray, y: np.ndarray, ci: np.ndarray,
               drift=drift, residuals=resid)
 
 
-def _test_time(rows, per_episode, metric, cfg, rng) -> dict:
-  k, flops = _ks(rows, "base", metric)
-  v = _values(rows, per_episode, "base", metric)  # [S, E, P]
+def _test_time(rows, per_episode, metric, cfg, rng, group: str = "base") -> dict:
+  k, flops = _ks(rows, group, metric)
+  v = _values(rows, per_episode, group, metric)  # [S, E, P]
   y, ci, single = _curve_intervals(v)
   keep = k >= 1  # k = 0 adapts nothing: zero adaptation FLOPs, off a log axis.
   per_ep = np.moveaxis(v[:, :, keep], 1, 2)  # [S, P, E]
   seeds = per_ep.shape[0]
-  query = next(r.get("query_flops") for r in rows if r["group"] == "base")
+  query = next(r.get("query_flops") for r in rows if r["group"] == group)
   out = dict(k=k, adaptation_flops=flops, query_flops=query, mean=y, ci95=ci,
              n_seeds=seeds, single_seed=single, episodes=v.shape[1], fit_k=k[keep],
              seed_means=v.mean(1))
@@ -199,8 +199,24 @@ def _test_time(rows, per_episode, metric, cfg, rng) -> dict:
   out["last_doubling"] = dict(k_from=int(k[-2]), k_to=int(k[-1]), diff=float(d.mean),
                               ci95=float(d.half_width), single_seed=bool(d.single_seed))
   if metric != "support_loss" and any(p.endswith("/support_loss") for p in per_episode):
-    out["plateau"] = _plateau(k, v, _values(rows, per_episode, "base", "support_loss"))
+    out["plateau"] = _plateau(k, v, _values(rows, per_episode, group, "support_loss"))
+  lrs = {r["k"]: r.get("eval_inner_lr") for r in rows
+         if r["group"] == group and r["metric"] == metric}
+  out["inner_lr"] = [lrs.get(int(kk)) for kk in k]
   return out
+
+
+def _predicted(tt: dict, curve: dict) -> dict:
+  """Measured minus predicted at every measured k with a prediction, against the
+  measured point's 95% interval (seeds × episodes; the prediction's own error is
+  taken as negligible)."""
+  pts = []
+  for k, m, ci in zip(tt["k"], tt["mean"], tt["ci95"]):
+    if int(k) in curve:
+      pts.append(dict(k=int(k), predicted=float(curve[int(k)]), mean=float(m),
+                      ci95=float(ci), diff=float(m - curve[int(k)]),
+                      inside=bool(abs(m - curve[int(k)]) <= ci)))
+  return dict(points=pts, inside=sum(p["inside"] for p in pts), n=len(pts))
 
 
 def _plateau(k, v, support) -> dict:
@@ -391,7 +407,8 @@ def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
             n_test: Sequence[float] = (100, 10_000, 1_000_000), seed: int = 0,
             failure_mse: float = 0.0,
             known_floor: Optional[dict[str, Any]] = None,
-            known_floor_by_shots: Optional[dict[str, dict[int, float]]] = None) -> dict:
+            known_floor_by_shots: Optional[dict[str, dict[int, float]]] = None,
+            predicted_curve: Optional[dict[str, dict[int, float]]] = None) -> dict:
   """Every fit and comparison of a sweep, JSON-ready.
 
   Args:
@@ -409,6 +426,8 @@ def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
       a metric at the evaluated shots, against which the fitted floor is checked.
     known_floor_by_shots: ``{metric: {shots: value}}``: the same at other test-time
       shots, shown beside the ``test_shots`` points.
+    predicted_curve: ``{metric: {k: value}}``: the value the base model's curve is
+      predicted to take at each test-time k, checked against its intervals.
 
   Returns:
     A dict with ``groups`` and, per metric, ``test_time``, ``meta_training``,
@@ -429,9 +448,16 @@ def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
   for metric in metrics:
     res: dict[str, Any] = {}
     res["test_time"] = _test_time(rows, per_episode, metric, cfg, rng)
+    if predicted_curve and metric in predicted_curve:
+      res["test_time"]["predicted"] = _predicted(res["test_time"],
+                                                 predicted_curve[metric])
+    if any(g["group"] == "tuned" for g in groups):
+      res["test_time_tuned"] = _test_time(rows, per_episode, metric, cfg, rng, "tuned")
     if known_floor and metric in known_floor:
       value, source = known_floor[metric]
-      res["test_time"]["known_floor"] = dict(value=float(value), source=str(source))
+      for key in ("test_time", "test_time_tuned"):
+        if key in res:
+          res[key]["known_floor"] = dict(value=float(value), source=str(source))
     summary = {}
     for g in groups:
       k, iv, v, fl = _at_k(rows, per_episode, g["group"], metric, g["k_train"])

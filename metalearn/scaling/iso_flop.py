@@ -104,7 +104,8 @@ def test_time(groups: Sequence[dict], values: Values, base: str) -> list[dict]:
           base_k_equivalent=float(math.exp((1 - t) * math.log(k_b[i]) +
                                            t * math.log(k_b[i1]))),
           mean=float(a.mean()), base_mean=float(((1 - t) * b0 + t * b1).mean())))
-    out.append(dict(group=g["group"], axis=g["axis"], shots=g["eval_shots"], diffs=diffs,
+    out.append(dict(group=g["group"], axis=g["axis"], shots=g.get("eval_shots", g["shots"]),
+                    diffs=diffs,
                     summary=summary(diffs, "adaptation_flops")))
   return out
 
@@ -120,8 +121,9 @@ def shot_worth(groups: Sequence[dict], values: Values, base: str, k: int) -> lis
   ``k_equivalent_range`` does the same for the ends of the shots point's 95% interval
   (the base curve's own noise is left out). When the base curve never gets as low
   within its range, the paired difference between the base curve's lowest point and
-  the shots point says whether the shots are worth more than all the measured steps
-  (``beyond_range``).
+  the shots point (``diff``: shots point minus that; ``verdict`` 'lower' when the shots
+  point is significantly lower) says whether the shots are worth more than all the
+  measured steps (``beyond_range``).
 
   Returns:
     One dict per such point: ``shots``, ``k``, ``mean``, ``ci95``, ``adaptation_flops``
@@ -162,8 +164,8 @@ def shot_worth(groups: Sequence[dict], values: Values, base: str, k: int) -> lis
     hit = crossing(float(iv.mean))
     if hit is None:
       best = int(np.argmin(m_b))
-      a, b = _common(v_b[:, :, best], col)
-      d = intervals.contrast([a, b], [1.0, -1.0])
+      a, b = _common(col, v_b[:, :, best])
+      d = intervals.contrast([a, b], [1.0, -1.0])  # shots point − base's best
       entry["beyond_range"] = dict(
           base_k=int(k_b[best]), base_flops=float(f_b[best]),
           flops_ratio_above=float(f_b[best] / f_own), **difference(d))

@@ -8,7 +8,7 @@
 
 import os
 import textwrap
-from typing import Sequence
+from typing import Optional, Sequence
 
 import matplotlib
 
@@ -76,7 +76,7 @@ def _seed_lines(ax, x, seed_means, color="0.6") -> None:
             label=f"each of the {len(seed_means)} training seeds" if i == 0 else None)
 
 
-def _test_time_panel(ax, tt: dict, metric: str) -> None:
+def _test_time_panel(ax, tt: dict, metric: str, tuned: Optional[dict] = None) -> None:
   k = np.array(tt["k"])
   c = np.array(tt["adaptation_flops"])
   y, ci = np.array(tt["mean"]), np.array(tt["ci95"])
@@ -113,6 +113,17 @@ def _test_time_panel(ax, tt: dict, metric: str) -> None:
   if split is not None:
     ax.axvspan(split, c.max() * 1.2, color="0.85", alpha=0.5, lw=0,
                label="held out (extrapolation)")
+  pred = [p for p in (tt.get("predicted") or {}).get("points", []) if p["k"] >= 1]
+  if pred:
+    ax.plot([c[list(k).index(p["k"])] for p in pred], [p["predicted"] for p in pred],
+            "--", color="C3", lw=1.2, label="predicted: gradient descent from the best "
+            "start (exact)")
+  if tuned:  # The same model at the inner rate chosen per k on validation.
+    kt = np.array(tuned["k"])
+    pos = kt >= 1
+    ax.errorbar(np.array(tuned["adaptation_flops"])[pos], np.array(tuned["mean"])[pos],
+                np.array(tuned["ci95"])[pos], fmt="s", color="C1", ms=3.5, capsize=2,
+                mfc="none", label="inner rate chosen per k on validation", zorder=4)
   known = tt.get("known_floor")
   if known:
     ax.axhline(known["value"], color="C2", ls="-.", lw=1.2,
@@ -195,7 +206,8 @@ def plot_all(rows: Sequence[dict], fits: dict, out_dir: str, footer: str = ""
   fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 4.8),
                            squeeze=False)
   for ax, metric in zip(axes[0], metrics):
-    _test_time_panel(ax, fits[metric]["test_time"], metric)
+    _test_time_panel(ax, fits[metric]["test_time"], metric,
+                     fits[metric].get("test_time_tuned"))
   fig.suptitle("Test-time compute: base model adapted for k inner steps", fontsize=10)
   save_figure(fig, os.path.join(out_dir, "test_time.png"), footer)
   names.append("test_time.png")
@@ -306,8 +318,9 @@ def _data_figure(fits: dict, metrics: Sequence[str]):
     ax.set_ylabel(_label(metric))
     ax.legend(fontsize=6)
     ax.grid(alpha=0.3, which="both")
-  fig.suptitle(_BARS + "; the test-time shots share the base model's seeds",
-               fontsize=8)
+  chars = int(fig.get_figwidth() * 72 / (8 * 0.55))  # Characters per line at 8 pt.
+  fig.suptitle(textwrap.fill(_BARS + "; the test-time shots score the base model's own "
+                             "seeds", chars), fontsize=8)
   return fig
 
 

@@ -61,34 +61,12 @@ def markdown(fits: dict, context: dict) -> str:
       lines.append(f"| {g['group']} | {g['k_train']} | {g['shots']} / {g['eval_shots']} | "
                    f"{g['tasks']} | {g.get('width') or '–'} | {g.get('num_steps') or '–'} | "
                    f"{fmt(g['meta_training_flops'])} | {s['k']} | {pm(s['mean'], s['ci95'])} |")
-    lines += ["", sections.interval_note(fits), "",
-              "### Test-time compute (inner steps k of the base model)", ""]
-    kk = ", ".join(f"k={k}: {pm(m, c)}" for k, m, c in zip(tt["k"], tt["mean"], tt["ci95"]))
-    lines.append(f"Measured ({tt['episodes']} episodes × {tt['n_seeds']} seed(s)): {kk}.")
-    lines.append("")
-    fl, k = tt["adaptation_flops"], tt["k"]
-    per_step = fl[-1] / max(k[-1], 1)
-    lines += [f"Adaptation FLOPs are the inner steps' cost, {fmt(per_step)}·k per episode "
-              f"(k = 0 costs nothing and is not fitted on a log axis; its {metric} is "
-              f"{pm(tt['mean'][0], tt['ci95'][0])}); scoring the queries costs "
-              f"{fmt(tt['query_flops'])} FLOPs per episode on top, whatever k, and is "
-              "not on this axis.", ""]
-    span = math.log10(max(tt["compute"]) / min(tt["compute"]))
-    fitted = [i for i, kk in enumerate(k) if kk in tt["fit_k"]]
-    mono = monotone_statement([k[i] for i in fitted], [tt["mean"][i] for i in fitted],
-                              [tt["ci95"][i] for i in fitted], "k", metric)
-    if mono:
-      lines += [f"Note: {mono}", ""]
-    lines += curve_section(tt, metric, f"adaptation FLOPs per episode ({span:.2f} "
-                            "decades)")
-    ld = tt["last_doubling"]
-    still = ("still lowers" if ld["diff"] + ld["ci95"] < 0 else
-             "raises" if ld["diff"] - ld["ci95"] > 0 else "does not measurably change")
-    lines += [f"- Going from k={ld['k_from']} to k={ld['k_to']} {still} the {metric} "
-              f"(paired difference {ld['diff']:+.4f} ± {ld['ci95']:.4f})."]
-    plateau = sections.plateau_statement(tt.get("plateau"), metric)
-    lines += [f"- Plateau: {plateau}"] if plateau else []
-    lines += [""]
+    lines += ["", sections.interval_note(fits), ""]
+    lines += _test_time_lines(tt, metric, "Test-time compute (inner steps k of the base "
+                              "model, at the training inner rate)")
+    if "test_time_tuned" in res:
+      lines += _test_time_lines(res["test_time_tuned"], metric, "Test-time compute at "
+                                "the inner rate chosen per k on validation episodes")
     lines += sections.meta_section(res, metric)
     lines += sections.iso_section(res, metric)
     lines += sections.data_section(res, metric)
@@ -99,6 +77,60 @@ def markdown(fits: dict, context: dict) -> str:
   if context.get("plots"):
     lines += ["", "## Plots", ""] + [f"![{p}](plots/{p})" for p in context["plots"]]
   return "\n".join(lines) + "\n"
+
+
+def _test_time_lines(tt: dict, metric: str, title: str) -> list[str]:
+  """A test-time curve: its measured points, fits, last doubling and plateau."""
+  lines = [f"### {title}", ""]
+  kk = ", ".join(f"k={k}: {pm(m, c)}" for k, m, c in zip(tt["k"], tt["mean"], tt["ci95"]))
+  lines.append(f"Measured ({tt['episodes']} episodes × {tt['n_seeds']} seed(s)): {kk}.")
+  lrs = [(k, lr) for k, lr in zip(tt["k"], tt.get("inner_lr") or []) if k and lr]
+  if len({lr for _, lr in lrs}) > 1 or "validation" in title:
+    lines.append("Inner rate chosen at each k: " + ", ".join(f"k={k}: {lr:g}"
+                                                           for k, lr in lrs) + ".")
+  lines.append("")
+  fl, k = tt["adaptation_flops"], tt["k"]
+  per_step = fl[-1] / max(k[-1], 1)
+  lines += [f"Adaptation FLOPs are the inner steps' cost, {fmt(per_step)}·k per episode "
+            f"(k = 0 costs nothing and is not fitted on a log axis; its {metric} is "
+            f"{pm(tt['mean'][0], tt['ci95'][0])}); scoring the queries costs "
+            f"{fmt(tt['query_flops'])} FLOPs per episode on top, whatever k, and is "
+            "not on this axis.", ""]
+  span = math.log10(max(tt["compute"]) / min(tt["compute"]))
+  fitted = [i for i, kk in enumerate(k) if kk in tt["fit_k"]]
+  mono = monotone_statement([k[i] for i in fitted], [tt["mean"][i] for i in fitted],
+                            [tt["ci95"][i] for i in fitted], "k", metric)
+  if mono:
+    lines += [f"Note: {mono}", ""]
+  lines += curve_section(tt, metric, f"adaptation FLOPs per episode ({span:.2f} "
+                          "decades)")
+  ld = tt["last_doubling"]
+  still = ("still lowers" if ld["diff"] + ld["ci95"] < 0 else
+           "raises" if ld["diff"] - ld["ci95"] > 0 else "does not measurably change")
+  lines += [f"- Going from k={ld['k_from']} to k={ld['k_to']} {still} the {metric} "
+            f"(paired difference {ld['diff']:+.4f} ± {ld['ci95']:.4f})."]
+  plateau = sections.plateau_statement(tt.get("plateau"), metric)
+  lines += [f"- Plateau: {plateau}"] if plateau else []
+  pred = tt.get("predicted")
+  if pred and pred["n"]:
+    pts = [p for p in pred["points"] if p["k"] >= 1]
+    worst = max(pts, key=lambda p: abs(p["diff"]))
+    best_k = min(pts, key=lambda p: p["predicted"])
+    lines += [f"- Predicted curve (gradient descent from the best start, exact in "
+              f"expectation): the measured {metric} is within its 95% interval of the "
+              f"prediction at {sum(p['inside'] for p in pts)} of {len(pts)} k >= 1; "
+              f"the largest gap is at k = {worst['k']} (measured {pm(worst['mean'], worst['ci95'])}, "
+              f"predicted {fmt(worst['predicted'], 4)}). The prediction is lowest at "
+              f"k = {best_k['k']} ({fmt(best_k['predicted'], 4)}) and rises after it: "
+              "more inner steps overfit the support set, so the curve has no floor to fit."
+              if pts[-1]["predicted"] > best_k["predicted"] else
+              f"- Predicted curve (gradient descent from the best start, exact in "
+              f"expectation): the measured {metric} is within its 95% interval of the "
+              f"prediction at {sum(p['inside'] for p in pts)} of {len(pts)} k >= 1; "
+              f"the largest gap is at k = {worst['k']} (measured {pm(worst['mean'], worst['ci95'])}, "
+              f"predicted {fmt(worst['predicted'], 4)})."]
+  lines += [""]
+  return lines
 
 
 def _csv(path: str, rows: Sequence[dict]) -> None:

@@ -149,12 +149,14 @@ def data_section(res: dict, metric: str) -> list[str]:
             f"{fmt(w['adaptation_flops'])} adaptation FLOPs): ")
     if "beyond_range" in w:
       b = w["beyond_range"]
+      worth = (f"{extra} extra shot(s) per class are worth more than "
+               f"{fmt(b['flops_ratio_above'], 2)}× these adaptation FLOPs spent on inner "
+               "steps (a lower bound)" if b["verdict"] == "lower" else
+               "whether they are worth more than all the measured inner steps is not "
+               "established")
       lines.append(head + f"the base model at {w['base_shots']} shot(s) never gets as low "
-                   f"within its measured k; its best (k = {b['base_k']}) is "
-                   f"{verdict(dict(b, diff=-b['diff'], lo=-b['hi'], hi=-b['lo']), 'higher', 'lower')} "
-                   f"by {-b['diff']:+.4f} ± {b['ci95']:.4f}. {extra} extra shot(s) per "
-                   f"class are worth more than {fmt(b['flops_ratio_above'], 2)}× these "
-                   "adaptation FLOPs spent on inner steps (a lower bound).")
+                   f"within its measured k; against its best (k = {b['base_k']}) the "
+                   f"shots point is {verdict(b)}: {worth}.")
     else:
       lo, hi = w["k_equivalent_range"]
       rng = (f" (k from {fmt(lo, 2) if lo else 'below 1'} to "
@@ -206,10 +208,13 @@ def frontier_section(res: dict, metric: str) -> list[str]:
                     for g, k0, k1, _ in plots_lib.runs(env))
     lines.append(f"- Against total FLOPs M + N_test·a with N_test = {int(float(n_test)):,} "
                  f"test episodes, the envelope is: {pts}.")
+  grid = fr.get("grid", {})
+  axis = {"steps": "meta-training-steps", "k_train": "K_train"}[grid.get("axis",
+                                                                     "k_train")]
   for n_test, profiles in fr.get("profiles", {}).items():
     n = f"{int(float(n_test)):,}"
     if not profiles:
-      lines.append(f"- Iso-FLOP profiles at N_test = {n}: no total budget lets 3 K_train "
+      lines.append(f"- Iso-FLOP profiles at N_test = {n}: no total budget lets 3 {axis} "
                    "settings spend the rest within their measured k (the test-time FLOPs "
                    "N_test·a are too small or too large against the settings' "
                    "meta-training FLOPs), so no allocation optimum is measured there.")
@@ -218,7 +223,7 @@ def frontier_section(res: dict, metric: str) -> list[str]:
     edge = [p for p in profiles if not p["bracketed"]]
     lo, hi = fmt(profiles[0]["budget"]), fmt(profiles[-1]["budget"])
     text = (f"- Iso-FLOP profiles at N_test = {n} ({len(profiles)} budgets, {lo}–{hi} "
-            f"total FLOPs, 3+ K_train settings each): ")
+            f"total FLOPs, 3+ {axis} settings each): ")
     if brk:
       f = [p["optimum_fraction"] for p in brk]
       los = [p["optimum_fraction_ci"][0] for p in brk]
@@ -236,14 +241,13 @@ def frontier_section(res: dict, metric: str) -> list[str]:
                "the profile's edge (" + ", ".join(sorted({p['lowest'] for p in edge}))
                + "), so the optimum lies outside the measured allocations")
     lines.append(text + ".")
-  grid = fr.get("grid", {})
   if "skipped" in grid:
     lines.append(f"- No meta-training × test-time grid: {grid['skipped']}.")
   elif grid:
     for r in grid["exchange_rates"]:
       if r.get("overall_slope") is None:
         lines.append(f"- At {metric} {fmt(r['level'])}: no iso-error line crosses enough "
-                     "K_train settings to give an exchange rate.")
+                     f"{axis} settings to give an exchange rate.")
         continue
       ci = r.get("overall_slope_ci")
       ci_text = f" (95% CI [{fmt(ci[0])}, {fmt(ci[1])}])" if ci else " (no interval)"
@@ -256,7 +260,7 @@ def frontier_section(res: dict, metric: str) -> list[str]:
       else:
         verdict = ("positive: along this line more meta-training comes with more test-time "
                    "compute, so the error is not monotone in one of the two here")
-      lines.append(f"- Along the {metric} = {fmt(r['level'])} line of the K_train × k "
+      lines.append(f"- Along the {metric} = {fmt(r['level'])} line of the {axis} × k "
                    f"grid, d log(test-time FLOPs) / d log(meta-training FLOPs) = "
                    f"{fmt(slope)}{ci_text}: {verdict}.")
     law = grid.get("law", {})

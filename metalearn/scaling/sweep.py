@@ -12,7 +12,9 @@ product); every trained model is evaluated once over all test-time inner steps
   meta-training tasks or classes, ``sweep.tasks_key``) and ``width`` (the model's
   width, ``models.set_width``);
 * evaluated ones, nothing retrained: ``test_shots`` (the base model scored with more or
-  fewer support shots per class) and ``steps`` (the base model's checkpoints along its
+  fewer support shots per class), ``tuned`` (the base model with the test-time inner
+  rate chosen per k on validation episodes among ``sweep.tune_inner_lrs``,
+  ``run.tuning``) and ``steps`` (the base model's checkpoints along its
   own run, a meta-training-length axis; with ``sweep.steps_for_tasks`` also along each
   ``tasks`` point's run, axis ``tasks_steps``: the number of tasks jointly with
   meta-training length).
@@ -43,12 +45,13 @@ from metalearn import tasks
 from metalearn.run import checkpoints
 from metalearn.run import loop
 from metalearn.run import scoring
+from metalearn.run import tuning
 from metalearn.run import workdir as workdir_lib
 
 from metalearn import models
 
 TRAINED_AXES = ("k_train", "shots", "train_shots", "tasks", "width")
-EVALUATED_AXES = ("test_shots", "steps", "tasks_steps")
+EVALUATED_AXES = ("test_shots", "steps", "tasks_steps", "tuned")
 AXES = TRAINED_AXES + EVALUATED_AXES
 # Config keys that count distinct meta-training tasks or classes, per task kind.
 TASK_KEYS = tuple(k for name in tasks.names() for k in tasks.get(name).size_keys)
@@ -95,8 +98,9 @@ def base_values(sweep_config: ml_collections.ConfigDict) -> dict[str, Any]:
   """The base point's value on every axis, read from the run config."""
   run = sweep_config.run
   shots = run.eval.shots or run.shots
+  key = sweep_config.sweep.tasks_key
   out = dict(k_train=run.inner.steps, shots=run.shots, train_shots=run.shots,
-             tasks=_get(run, sweep_config.sweep.tasks_key), test_shots=shots,
+             tasks=_get(run, key) if key else 0, test_shots=shots,
              steps=run.num_steps, tasks_steps=run.num_steps)
   if sweep_config.sweep.get("width"):
     out["width"] = models.width(run)
@@ -110,7 +114,7 @@ def point_config(sweep_config: ml_collections.ConfigDict, axis: str, value: Any,
   c = copy.deepcopy(sweep_config.run)
   c.seed = seed
   base = axis == "base"
-  own_seeds = axis in ("base", "test_shots", "steps")
+  own_seeds = axis in ("base", "test_shots", "steps", "tuned")
   c.eval.episodes = s.base_episodes if own_seeds else s.episodes
   if axis == "k_train":
     c.inner.steps = int(value)
@@ -130,6 +134,8 @@ def point_config(sweep_config: ml_collections.ConfigDict, axis: str, value: Any,
     c.eval.shots = int(value)
   elif axis == "steps":
     c.num_steps = int(value)
+  elif axis == "tuned":  # The base model; the rate per k is chosen on validation.
+    pass
   elif axis == "tasks_steps":  # value = (tasks, steps)
     _set(c, s.tasks_key, type(_get(c, s.tasks_key))(value[0]))
     c.num_steps = int(value[1])
@@ -143,6 +149,8 @@ def _name(axis: str, value: Any, seed: int) -> str:
     return f"base_s{seed}"
   if axis == "tasks_steps":
     return f"tasks={value[0]:g}@steps={value[1]:g}_s{seed}"
+  if axis == "tuned":
+    return f"tuned_s{seed}"
   return f"{axis}={value:g}_s{seed}"
 
 
@@ -164,8 +172,11 @@ def grid(sweep_config: ml_collections.ConfigDict) -> list[Point]:
   ``sweep.base_seeds``), then each axis's other values, cheapest axes first; each
   evaluated point comes after its home."""
   s = sweep_config.sweep
-  if s.tasks_key not in TASK_KEYS:
-    raise ValueError(f"sweep.tasks_key={s.tasks_key!r} not in {TASK_KEYS}")
+  if s.tasks_key not in TASK_KEYS + ("",):
+    raise ValueError(f"sweep.tasks_key={s.tasks_key!r} not in {TASK_KEYS} (or '': "
+                     "no tasks axis)")
+  if not s.tasks_key and s.tasks:
+    raise ValueError(f"sweep.tasks={tuple(s.tasks)} needs a sweep.tasks_key")
   _check_steps(sweep_config)
   unknown = [a for a in s.order if a not in TRAINED_AXES]
   if unknown:
@@ -185,6 +196,8 @@ def grid(sweep_config: ml_collections.ConfigDict) -> list[Point]:
     points.append(home)
     points += [point("test_shots", v, seed, home.name)
                for v in (s.get("test_shots") or ()) if v != base["test_shots"]]
+    if s.get("tune_inner_lrs"):
+      points.append(point("tuned", tuple(s.tune_inner_lrs), seed, home.name))
   for axis in s.order:
     for value in s[axis]:
       if value == base[axis]:
@@ -226,9 +239,10 @@ def point_flops(c: ml_collections.ConfigDict) -> dict[str, Any]:
 
 def _evaluation(point: Point, workdir: str) -> Optional[workdir_lib.Evaluation]:
   """The point's evaluation under its own config's protocol, if it was written."""
-  c = point.config
-  return workdir_lib.find_evaluation(workdir_lib.point_dir(workdir, point.home),
-                                     c.num_steps, config_lib.eval_protocol(c))
+  c, home = point.config, workdir_lib.point_dir(workdir, point.home)
+  if point.axis == "tuned":
+    return tuning.tuned_evaluation(c, home, point.value, step=c.num_steps)
+  return workdir_lib.find_evaluation(home, c.num_steps, config_lib.eval_protocol(c))
 
 
 def is_done(point: Point, workdir: str) -> bool:
@@ -239,24 +253,40 @@ def is_done(point: Point, workdir: str) -> bool:
 
 
 def _cost(info: dict, point: Point) -> float:
-  """Estimated FLOPs of a point: meta-training (trained points) plus its evaluation."""
+  """Estimated FLOPs of a point: meta-training (trained points) plus its evaluation
+  (a tuned point: two, validation and test, per candidate rate)."""
   train = info["meta_training_flops"] if point.trained else 0.0
-  return train + point.config.eval.episodes * info["adaptation_flops"][-1]
+  evals = 2 * len(point.value) if point.axis == "tuned" else 1
+  return train + evals * point.config.eval.episodes * info["adaptation_flops"][-1]
 
 
-def _point_info(sweep_config, point: Point) -> dict:
+def _flops_key(c: ml_collections.ConfigDict) -> str:
+  """The config without what does not change a program's FLOPs per step or episode."""
+  c = copy.deepcopy(c)
+  c.seed, c.num_steps, c.eval.episodes = 0, 1, 1
+  return c.to_json_best_effort(sort_keys=True)
+
+
+def _point_info(sweep_config, point: Point, cache: Optional[dict] = None) -> dict:
   s = sweep_config.sweep
   group = point.name.rsplit("_s", 1)[0]
   value = point.value[1] if point.axis == "tasks_steps" else point.value
   info = dict(point=point.name, group=group, axis=point.axis,
               axis_value=None if point.axis == "base" else value, home=point.home,
-              tasks_key=s.tasks_key, tasks=_get(point.config, s.tasks_key),
+              tasks_key=s.tasks_key,
+              tasks=_get(point.config, s.tasks_key) if s.tasks_key else 0,
               num_steps=point.config.num_steps)
   try:
     info["width"] = models.width(point.config)
   except ValueError:
     info["width"] = None
-  info.update(point_flops(point.config))
+  cache = {} if cache is None else cache
+  key = _flops_key(point.config)
+  if key not in cache:  # Seeds and checkpoints of one setting share their programs.
+    cache[key] = point_flops(point.config)
+  flops = dict(cache[key])
+  flops["meta_training_flops"] = flops["meta_step_flops"] * point.config.num_steps
+  info.update(flops)
   return info
 
 
@@ -272,6 +302,9 @@ def _score(p: Point, workdir: str, log_fn) -> bool:
   step = int(p.config.num_steps)
   if p.axis == "test_shots":
     scoring.evaluate(p.config, home, step=step)
+    return True
+  if p.axis == "tuned":
+    tuning.tune(p.config, home, p.value, step=step)
     return True
   if not p.trained:
     latest = _latest_step(home)
@@ -300,17 +333,21 @@ def run(sweep_config: ml_collections.ConfigDict, workdir: str,
   points = grid(sweep_config)
   for p in points:
     config_lib.validate(p.config)
-  infos = {p.name: _point_info(sweep_config, p) for p in points}
+  cache: dict = {}
+  infos = {p.name: _point_info(sweep_config, p, cache) for p in points}
   costs = {p.name: _cost(infos[p.name], p) for p in points}
   todo = [p for p in points if not is_done(p, workdir)]
   log_fn(f"sweep: {len(points)} points, {len(points) - len(todo)} already done, "
          f"{sum(costs[p.name] for p in todo):.3g} FLOPs to go")
-  t0, spent = time.time(), 0.0
+  t0, spent, done = time.time(), 0.0, 0
   for i, p in enumerate(points, 1):
     if p not in todo:
       continue
-    left = sum(costs[q.name] for q in todo[todo.index(p):])
-    eta = ((time.time() - t0) / spent * left) if spent else float("nan")
+    rest = todo[todo.index(p):]
+    left = sum(costs[q.name] for q in rest)
+    # Half by FLOPs, half by points: small points cost mostly compilation and setup.
+    eta = ((time.time() - t0) * (0.5 * left / spent + 0.5 * len(rest) / done)
+           if spent and done else float("nan"))
     log_fn(f"point {i}/{len(points)} {p.name}: {p.axis}={p.value} | "
            f"{costs[p.name]:.3g} FLOPs | ETA {_fmt(eta)}")
     start = time.time()
@@ -319,6 +356,7 @@ def run(sweep_config: ml_collections.ConfigDict, workdir: str,
     info = dict(infos[p.name], seconds=round(time.time() - start, 1))
     workdir_lib.write_json(workdir_lib.point_dir(workdir, p.name), workdir_lib.POINT, info)
     spent += costs[p.name]
+    done += 1
     log_fn(f"point {i}/{len(points)} {p.name} done in {time.time() - start:.0f}s")
   return points
 
