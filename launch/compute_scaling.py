@@ -26,6 +26,7 @@ from ml_collections import config_flags
 from launch import cli
 from metalearn.errors import MetalearnError
 from metalearn.run import provenance
+from metalearn.scaling import headline
 from metalearn.scaling import report
 from metalearn.scaling import sweep
 
@@ -159,7 +160,7 @@ def main(argv):
     done = {p.name for p in sweep.grid(config) if sweep.is_done(p, workdir)}
     missing = [p.name for p in sweep.grid(config) if p.name not in done]
     t0 = time.time()
-    report.write_outputs(
+    fits = report.write_outputs(
         workdir, config, metrics=tuple(config.analysis.metrics),
         analysis=dict(n_boot=config.analysis.n_boot,
                       n_test=tuple(config.analysis.n_test), seed=config.analysis.seed,
@@ -177,6 +178,9 @@ def main(argv):
     cli.fail(str(e))
   logging.info("fits, plots and report in %.0fs: %s", time.time() - t0,
                os.path.join(workdir, "report.md"))
+  print(f"\n{config.title}\n" + "\n".join(
+      f"- {s}" for s in headline.headline(fits)) + f"\n(every number and its "
+      f"provenance: {os.path.join(workdir, 'report.md')})", flush=True)
 
 
 if __name__ == "__main__":

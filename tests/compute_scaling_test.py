@@ -26,7 +26,7 @@ def _run_smoke(workdir):
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
                         env=dict(os.environ, JAX_PLATFORMS="cpu"))
   assert proc.returncode == 0, proc.stderr[-3000:]
-  return proc.stderr
+  return proc.stderr + proc.stdout
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +64,7 @@ def test_smoke_sweep_writes_rows_fits_plots_and_report(smoke):
                "plots/axes.png"):
     assert os.path.getsize(os.path.join(workdir, name)) > 0, name
   assert "point 9/9" in log and "ETA" in log
+  assert "- Test-time compute: the base model's error" in log  # The printed headline.
   with open(os.path.join(workdir, "rows.json")) as f:
     rows = json.load(f)
   assert {r["group"] for r in rows} == {"base", "steps=50", "steps=100", "test_shots=3",
@@ -93,7 +94,7 @@ def test_smoke_sweep_writes_rows_fits_plots_and_report(smoke):
     text = f.read()
   for needle in ("## Provenance", "load average", "ΔAIC", "Extrapolation",
                  "## What the data do not support", "Iso-FLOP", "Bayes-optimal",
-                 "test-time shots on one model"):
+                 "test-time shots on one model", "## Headline"):
     assert needle in text, needle
 
 

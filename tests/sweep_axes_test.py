@@ -213,3 +213,16 @@ def test_a_small_task_pool_trained_longer_is_found_to_overfit():
   assert not by[0]["overfits"] and by[0]["best_steps"] == 3000
   assert by[8]["overfits"] and by[8]["best_steps"] == 300
   assert by[8]["last_minus_best"]["diff"] == pytest.approx(0.15, abs=0.01)
+
+
+def test_headline_places_the_fitted_floor_against_the_known_one():
+  from metalearn.scaling import headline
+  tt = dict(k=[0, 1, 256], mean=[0.8, 0.3, 0.22], ci95=[0.01, 0.05, 0.02], n_seeds=5,
+            episodes=600, known_floor=dict(value=0.176, source="x"),
+            bootstrap=dict(power_law_floor=dict(param_ci=dict(E=[0.2, 0.25]),
+                                                estimate=dict(params=dict(E=0.225)))))
+  above = headline._test_time(tt, "error")
+  assert "above the Bayes-optimal 0.176: a floor of this learner" in above
+  assert "at k = 1 to 0.22 ± 0.02 at k = 256" in above
+  tt["bootstrap"]["power_law_floor"]["param_ci"]["E"] = [0.15, 0.25]
+  assert "consistent with the Bayes-optimal" in headline._test_time(tt, "error")

@@ -161,6 +161,7 @@ def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
   tasks = [t for t in res["tasks"]]
   _finish_log_log(ax_t, "adaptation FLOPs per episode", metric,
                   "test-time compute vs data per task")
+  labels = []
   for axis, fmt, color in (("k_train", "-o", "k"), ("shots", "-s", "C1"),
                            ("train_shots", "-s", "C1"), ("steps", "-D", "C4"),
                            ("width", "-v", "C5")):
@@ -171,14 +172,21 @@ def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
       for g, v, x, y in zip(e["groups"], e["values"], e["meta_training_flops"], e["mean"]):
         if axis != "k_train" and g == fits["base"]:
           continue  # The base point is labelled once, on the K_train curve.
-        ax_m.annotate(f"{axis}={v}", (x, y), textcoords="offset points",
-                      xytext=(3, 4), fontsize=6, color=color)
+        labels.append((f"{axis}={v}", (x, y), color))
   if len(tasks) > 1:  # All at the base's FLOPs: named in the legend, not one by one.
     ax_m.errorbar([t["meta_training_flops"] for t in tasks], [t["mean"] for t in tasks],
                   [t["ci95"] for t in tasks], fmt="^", ms=4, color="C2", capsize=2,
                   label="meta-training tasks " + ", ".join(
                       f"{t['tasks']:g}" for t in tasks) + " (0 = all/∞)")
   _finish_log_log(ax_m, "meta-training FLOPs", metric, "meta-training compute vs data")
+  placed = []  # After the log scales: a label too close to one drawn is skipped.
+  for text, xy, color in labels:
+    px, py = ax_m.transData.transform(xy)
+    if any(abs(px - qx) < 45 and abs(py - qy) < 9 for qx, qy in placed):
+      continue
+    placed.append((px, py))
+    ax_m.annotate(text, xy, textcoords="offset points", xytext=(3, 4), fontsize=6,
+                  color=color)
 
 
 def save_figure(fig, path: str, footer: str) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from metalearn import atomic
 from metalearn.scaling import analysis as analysis_lib
+from metalearn.scaling import headline as headline_lib
 from metalearn.scaling import plots as plots_lib
 from metalearn.scaling import sections
 from metalearn.scaling import sweep
@@ -39,6 +40,9 @@ def markdown(fits: dict, context: dict) -> str:
     Markdown text.
   """
   lines = [f"# {context.get('title', 'Compute scaling')}", ""]
+  lead = headline_lib.headline(fits)
+  if lead:
+    lines += ["## Headline", ""] + [f"- {s}" for s in lead] + [""]
   lines += ["## What was run", ""] + [f"- {p}" for p in context.get("protocol", [])]
   groups = fits["groups"]
   lines += [f"- Design: one axis at a time around the base point `{fits['base']}` "
@@ -143,8 +147,8 @@ def _csv(path: str, rows: Sequence[dict]) -> None:
                   for k, v in r.items()})
 
 
-def _json(path: str, obj: Any) -> None:
-  atomic.write_text(path, json.dumps(obj, indent=1, allow_nan=False))
+def _json(path: str, obj: Any, indent: Any = 1) -> None:
+  atomic.write_text(path, json.dumps(obj, indent=indent, allow_nan=False))
 
 
 def write_outputs(workdir: str, sweep_config, *, metrics: Sequence[str], analysis: dict,
@@ -165,13 +169,14 @@ def write_outputs(workdir: str, sweep_config, *, metrics: Sequence[str], analysi
   if not rows:
     raise ValueError(f"{workdir}: no finished sweep points to report on")
   _csv(os.path.join(workdir, "rows.csv"), rows)
-  _json(os.path.join(workdir, "rows.json"), rows)
+  _json(os.path.join(workdir, "rows.json"), rows, indent=None)  # One line: it is large.
   # What the analysis reads: the analysed metrics of every point, and the support loss
-  # of the base point only (its plateau); the other points' support losses stay in
-  # their own evaluation files.
-  base = {r["point"] for r in rows if r["axis"] == "base"}
+  # of the base and tuned points only (their plateaus); everything else stays in the
+  # points' own evaluation files.
+  base = {r["point"] for r in rows if r["axis"] in ("base", "tuned")}
   kept = {k: v for k, v in per_episode.items()
-          if k.split("/")[1] in metrics or k.split("/")[0] in base}
+          if k.split("/")[1] in metrics or (k.split("/")[0] in base
+                                            and k.split("/")[1] == "support_loss")}
   np.savez_compressed(os.path.join(workdir, "per_episode.npz"),
                       **{k.replace("/", "__"): v.astype(np.float32)
                          for k, v in kept.items()})

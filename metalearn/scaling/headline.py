@@ -1,0 +1,108 @@
+"""The few sentences a sweep's report leads with, and the main job prints.
+
+Each sentence is generated from the fits (``analysis.analyse``) and states the range it
+holds over and its interval: the base model's test-time curve and its fitted floor
+against the task family's known floor, what extra test-time shots are worth in inner
+steps, meta-training length, and the exchange rate between meta-training and test-time
+compute. A sentence whose evidence is missing is left out, not softened.
+"""
+
+from typing import Optional
+
+from metalearn.scaling.statements import fmt, metric_name, pm
+
+
+def _test_time(tt: dict, metric: str) -> Optional[str]:
+  k, mean, ci = tt["k"], tt["mean"], tt["ci95"]
+  first = next((i for i, kk in enumerate(k) if kk >= 1), None)
+  if first is None:
+    return None
+  text = (f"Test-time compute: the base model's {metric_name(metric)} goes from "
+          f"{pm(mean[first], ci[first])} at k = {k[first]} to {pm(mean[-1], ci[-1])} at "
+          f"k = {k[-1]} inner steps ({tt['n_seeds']} seeds × {tt['episodes']} episodes)")
+  plf = tt.get("bootstrap", {}).get("power_law_floor", {})
+  known = tt.get("known_floor")
+  if "param_ci" in plf and None not in plf["param_ci"]["E"]:
+    lo, hi = plf["param_ci"]["E"]
+    text += (f"; a power law with floor puts the floor at "
+             f"{fmt(plf['estimate']['params']['E'])} [{fmt(lo)}, {fmt(hi)}]")
+    if known:
+      v = known["value"]
+      where = ("consistent with" if lo <= v <= hi else "above" if lo > v else "below")
+      text += (f", {where} the Bayes-optimal {fmt(v)}"
+               + (": a floor of this learner, not of the data" if where == "above"
+                  else ""))
+  plateau = tt.get("plateau") or {}
+  if "query" in plateau and not plateau["query_falls"] and plateau["support_falls"]:
+    text += (f"; from k = {plateau['k_from']} on, the support loss still falls while the "
+             f"query {metric_name(metric)} does not (an information plateau)")
+  return text + "."
+
+
+def _shots(res: dict, metric: str) -> Optional[str]:
+  worth = res["iso_flop"].get("shot_worth") or []
+  shots = {t["shots"]: t for t in res.get("test_shots") or []}
+  if not worth:
+    return None
+  parts = []
+  for w in worth:
+    t = shots.get(w["shots"])
+    what = f"{w['shots']} shots at k = {w['k']}: {pm(w['mean'], w['ci95'])}"
+    if "beyond_range" in w:
+      b = w["beyond_range"]
+      what += (f", below the base shots' best (k = {b['base_k']}) by "
+               f"{-b['diff']:.3g} ± {b['ci95']:.2g}: worth more than "
+               f"{fmt(b['flops_ratio_above'], 2)}× its adaptation FLOPs in inner steps"
+               if b["verdict"] == "lower" else
+               f", not distinguishable from the base shots' best (k = {b['base_k']}; "
+               f"difference {b['diff']:+.3g} ± {b['ci95']:.2g})")
+    else:
+      what += (f", which the base shots reach at k ≈ {fmt(w['base_k_equivalent'], 2)}: "
+               f"worth {fmt(w['flops_ratio'], 2)}× its adaptation FLOPs")
+    if t:
+      what += (f"; at k = {t['k_max']}: {pm(t['k_max_mean'], t['k_max_ci95'])}"
+               + (f", Bayes-optimal {fmt(t['bayes'], 3)}" if t.get("bayes") is not None
+                  else ""))
+    parts.append(what)
+  base = worth[0]["base_shots"]
+  return (f"Test-time data on the same model ({base} shot(s) at training): "
+          + "; ".join(parts) + ".")
+
+
+def _steps(res: dict, metric: str) -> Optional[str]:
+  e = res["meta_training"].get("steps")
+  if not e or len(e["values"]) < 2:
+    return None
+  return (f"Meta-training length: at k = K_train the {metric_name(metric)} goes from "
+          f"{pm(e['mean'][0], e['ci95'][0])} after {e['values'][0]} meta-steps to "
+          f"{pm(e['mean'][-1], e['ci95'][-1])} after {e['values'][-1]} "
+          f"({fmt(e['meta_training_flops'][0])} → {fmt(e['meta_training_flops'][-1])} "
+          "meta-training FLOPs).")
+
+
+def _exchange(res: dict, metric: str) -> Optional[str]:
+  grid = res["frontier"].get("grid") or {}
+  rates = [r for r in grid.get("exchange_rates", []) if r.get("overall_slope") is not None]
+  if not rates:
+    return None
+  axis = {"steps": "meta-training steps", "k_train": "K_train"}[grid.get("axis",
+                                                                      "k_train")]
+  parts = []
+  for r in rates:
+    ci = r.get("overall_slope_ci")
+    ci_text = f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else " (no interval)"
+    parts.append(f"at {metric_name(metric)} {fmt(r['level'])}: "
+                 f"{fmt(r['overall_slope'])}{ci_text}")
+  return (f"Exchange rate on the {axis} × k grid, d log(test-time FLOPs) / d log("
+          f"meta-training FLOPs) along an iso-{metric_name(metric)} line: "
+          + "; ".join(parts) + " (below 0: meta-training substitutes for test-time "
+          "compute).")
+
+
+def headline(fits: dict) -> list[str]:
+  """The report's leading sentences for the first analysed metric."""
+  metric = fits["metrics"][0]
+  res = fits[metric]
+  out = [_test_time(res["test_time"], metric), _shots(res, metric),
+         _steps(res, metric), _exchange(res, metric)]
+  return [s for s in out if s]
