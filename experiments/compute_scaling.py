@@ -59,6 +59,19 @@ BAYES_FLOOR_10_SHOTS = {
 }
 
 
+def _schedule(run, num_steps: int, log_every: int, checkpoint_every: int,
+              eval_steps: tuple[int, ...], batch: int) -> None:
+  """A sweep point's run length, logging, checkpoints (no periodic validation) and
+  its one evaluation pass over ``eval_steps``."""
+  run.num_steps = num_steps
+  run.log_every = log_every
+  run.checkpoint_every = checkpoint_every
+  run.val.every = 0
+  run.eval.steps = eval_steps[-1]
+  run.eval.eval_steps = eval_steps
+  run.eval.batch = batch
+
+
 # The Bayes-optimal accuracy and query cross-entropy of the Gaussian-mixture family of
 # the sweep (5-way, d = 16, mean_std = noise = 1, 15 queries per class) by test-time
 # shots: mixture.bayes_accuracy(5, shots, 16, 1.0, 1.0, jax.random.key(0), 100000)
@@ -76,13 +89,8 @@ def _mixture(args: dict) -> ml_collections.ConfigDict:
   run = mixture.get_config("")
   run.model.hidden = (32, 32)
   run.inner.steps = 1
-  run.num_steps = int(args.get("steps", 8000 if full else 2000))
-  run.log_every = 500
-  run.checkpoint_every = 1000
-  run.val.every = 0
-  run.eval.steps = 256
-  run.eval.eval_steps = HALF_OCTAVES_256
-  run.eval.batch = 600
+  _schedule(run, int(args.get("steps", 8000 if full else 2000)), 500, 1000,
+            HALF_OCTAVES_256, 600)
   if full:  # Every axis over 1.5 decades or more, the rate tuned per k.
     steps = tuple(v for v in (63, 125, 250, 500, 1000, 2000, 4000) if v < run.num_steps)
     s = dict(k_train=(1, 2, 4, 8, 16), train_shots=(1, 2, 3, 5),
@@ -145,14 +153,7 @@ LINREG_BAYES_8_SHOTS = 1.7039
 
 def _linreg(args: dict) -> ml_collections.ConfigDict:
   run = linreg.get_config("")
-  run.num_steps = int(args.get("steps", 4000))
-  run.log_every = 500
-  run.checkpoint_every = 1000
-  run.val.every = 0
-  run.eval.steps = 256
-  run.eval.eval_steps = HALF_OCTAVES_256
-  run.eval.episodes = 600
-  run.eval.batch = 600
+  _schedule(run, int(args.get("steps", 4000)), 500, 1000, HALF_OCTAVES_256, 600)
   s = ml_collections.ConfigDict(dict(
       k_train=(1, 2, 5, 10, 20), shots=(), train_shots=(4, 16),
       test_shots=(2, 4, 8, 16, 32), tasks=(), tasks_key="",
@@ -181,13 +182,7 @@ def _linreg(args: dict) -> ml_collections.ConfigDict:
 def _sinusoid(args: dict) -> ml_collections.ConfigDict:
   noise = float(args.get("noise", 0.0))
   run = sinusoid.get_config(f"noise={noise}")
-  run.num_steps = int(args.get("steps", 8000))
-  run.log_every = 1000
-  run.checkpoint_every = 2000
-  run.val.every = 0
-  run.eval.steps = 64
-  run.eval.eval_steps = HALF_OCTAVES
-  run.eval.batch = 600
+  _schedule(run, int(args.get("steps", 8000)), 1000, 2000, HALF_OCTAVES, 600)
   s = ml_collections.ConfigDict(dict(
       k_train=(1, 2, 4, 8, 16), shots=(5, 10, 20, 40), tasks=(16, 64, 256, 0),
       tasks_key="sinusoid_pool", order=("tasks", "shots", "k_train"),
@@ -225,13 +220,7 @@ def _sinusoid(args: dict) -> ml_collections.ConfigDict:
 def _omniglot(args: dict) -> ml_collections.ConfigDict:
   run = omniglot.get_config("5way1shot,fomaml")
   run.meta_batch = 16
-  run.num_steps = int(args.get("steps", 1000))
-  run.log_every = 100
-  run.checkpoint_every = 250
-  run.val.every = 0
-  run.eval.steps = 64
-  run.eval.eval_steps = OCTAVES
-  run.eval.batch = 50
+  _schedule(run, int(args.get("steps", 1000)), 100, 250, OCTAVES, 50)
   s = ml_collections.ConfigDict(dict(
       k_train=(1, 2, 4), shots=(1, 2, 4), tasks=(0.125, 0.25, 0.5, 0.0),
       tasks_key="data.train_class_fraction", order=("tasks", "k_train", "shots"),

@@ -10,8 +10,9 @@ Published: MAML 10-shot MSE ≈ 0.85 (Li et al. 2017, Meta-SGD, Table 1, quoting
 Variants (comma-separated): ``smoke`` (seconds), ``fomaml``, ``reptile``,
 ``shots=5``, ``reference`` (MAML's reference command for this experiment, which does not
 set the inner rate: its default ``update_lr`` there is 1e-3, not the paper's 0.01; the
-reference test scores 10 query points per task over 1..10 steps), ``noise=0.3`` (Gaussian noise of std 0.3 on every support and query
-target; the Bayes floor of the query MSE is then ``0.3²`` plus the excess that
+reference test scores 10 query points per task over 1..10 steps), ``noise=0.3``
+(Gaussian noise of std 0.3 on every support and query target; the Bayes floor of the
+query MSE is then ``0.3²`` plus the excess that
 ``metalearn.tasks.bayes_sinusoid.bayes_mse`` computes).
 """
 

@@ -194,7 +194,7 @@ def _trajectory_rows(curve_by_tasks, steps, k_train=1):
       for seed in range(3):
         point = f"{group}_s{seed}"
         values[f"{point}/error"] = err + rng.normal(0, 0.01, (200, len(K)))
-        for j, k in enumerate(K):
+        for k in K:
           rows.append(dict(point=point, group=group, axis=axis, axis_value=n,
                            seed=seed, metric="error", k=int(k), k_train=k_train,
                            shots=1, eval_shots=1, tasks=tasks, num_steps=n,

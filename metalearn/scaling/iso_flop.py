@@ -78,9 +78,9 @@ def test_time(groups: Sequence[dict], values: Values, base: str) -> list[dict]:
     base: the base group.
 
   Returns:
-    One dict per shots point: its settings (``shots`` the test-time shots), ``diffs`` (one per matched k: the shots
-    point's error minus the base curve's at the same FLOPs, and the base k that costs
-    as much) and ``summary``.
+    One dict per shots point: its settings (``shots`` the test-time shots), ``diffs``
+    (one per matched k: the shots point's error minus the base curve's at the same
+    FLOPs, and the base k that costs as much) and ``summary``.
   """
   k_b, f_b, v_b = values(base)
   pos = k_b >= 1

@@ -123,7 +123,8 @@ def _test_time_lines(tt: dict, metric: str, title: str) -> list[str]:
     lines += [f"- Predicted curve (gradient descent from the best start, exact in "
               f"expectation): the measured {metric} is within its 95% interval of the "
               f"prediction at {sum(p['inside'] for p in pts)} of {len(pts)} k >= 1; "
-              f"the largest gap is at k = {worst['k']} (measured {pm(worst['mean'], worst['ci95'])}, "
+              f"the largest gap is at k = {worst['k']} (measured "
+              f"{pm(worst['mean'], worst['ci95'])}, "
               f"predicted {fmt(worst['predicted'], 4)}). The prediction is lowest at "
               f"k = {best_k['k']} ({fmt(best_k['predicted'], 4)}) and rises after it: "
               "more inner steps overfit the support set, so the curve has no floor to fit."
@@ -131,7 +132,8 @@ def _test_time_lines(tt: dict, metric: str, title: str) -> list[str]:
               f"- Predicted curve (gradient descent from the best start, exact in "
               f"expectation): the measured {metric} is within its 95% interval of the "
               f"prediction at {sum(p['inside'] for p in pts)} of {len(pts)} k >= 1; "
-              f"the largest gap is at k = {worst['k']} (measured {pm(worst['mean'], worst['ci95'])}, "
+              f"the largest gap is at k = {worst['k']} (measured "
+              f"{pm(worst['mean'], worst['ci95'])}, "
               f"predicted {fmt(worst['predicted'], 4)})."]
   lines += [""]
   return lines

@@ -78,7 +78,8 @@ def abstract_data(family: TaskFamily) -> Any:
 def check_vector_family(config, name: str) -> None:
   """The checks the synthetic vector families share (``mixture``, ``linreg``): no
   rotation and no sinusoid pool, and in ``config.<name>``: ``dim`` an integer >= 1,
-  ``noise`` >= 0, ``pool`` (if present) an integer >= 0, every other key (a prior's standard deviation) > 0."""
+  ``noise`` >= 0, ``pool`` (if present) an integer >= 0, every other key (a prior's
+  standard deviation) > 0."""
   for key, value in (("rotate", config.rotate), ("eval.rotate", config.eval.rotate)):
     if value:
       raise ConfigError(f"config.{key}: turns image classes; {name} tasks have none")
