@@ -31,11 +31,20 @@ def _test_time(tt: dict, metric: str) -> Optional[str]:
       where = ("consistent with" if lo <= v <= hi else "above" if lo > v else "below")
       text += (f", {where} the Bayes-optimal {fmt(v)}"
                + (": a floor of this learner, not of the data" if where == "above"
-                  else ""))
+                  else ": no predictor gets there, so the fitted form or its range is "
+                  "wrong" if where == "below" else ""))
+  pred = tt.get("predicted")
+  if pred and pred["n"]:
+    pts = [p for p in pred["points"] if p["k"] >= 1]
+    low = min(pts, key=lambda p: p["predicted"])
+    text += (f"; the measured curve is within its interval of gradient descent's exact "
+             f"expected curve at {sum(p['inside'] for p in pts)} of {len(pts)} k, and that "
+             f"curve is lowest at k = {low['k']} ({fmt(low['predicted'])})"
+             + (" and rises after it" if pts[-1]["predicted"] > low["predicted"] else ""))
   plateau = tt.get("plateau") or {}
   if "query" in plateau and not plateau["query_falls"] and plateau["support_falls"]:
     text += (f"; from k = {plateau['k_from']} on, the support loss still falls while the "
-             f"query {metric_name(metric)} does not (an information plateau)")
+             f"{metric_name(metric)} does not (an information plateau)")
   return text + "."
 
 

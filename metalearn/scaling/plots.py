@@ -116,7 +116,7 @@ def _test_time_panel(ax, tt: dict, metric: str, tuned: Optional[dict] = None) ->
   pred = [p for p in (tt.get("predicted") or {}).get("points", []) if p["k"] >= 1]
   if pred:
     ax.plot([c[list(k).index(p["k"])] for p in pred], [p["predicted"] for p in pred],
-            "--", color="C3", lw=1.2, label="predicted: gradient descent from the best "
+            "--", color="C8", lw=1.4, label="predicted: gradient descent from the best "
             "start (exact)")
   if tuned:  # The same model at the inner rate chosen per k on validation.
     kt = np.array(tuned["k"])
