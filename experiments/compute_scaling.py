@@ -17,7 +17,9 @@ jointly with meta-training steps, and the test-time rate chosen per k on validat
 checked against gradient descent's exact expected curve and the Bayes floor.
 ``sinusoid`` (MAML, the earlier default), ``noise=σ`` (the sinusoid with Gaussian
 noise on every target: a known Bayes floor above 0), ``omniglot`` (5-way 1-shot,
-first-order MAML; data in ../shared/data), ``smoke`` (a wiring check of any of them),
+first-order MAML; data in ../shared/data), ``omniglot,grid`` (its width × steps and
+classes × steps grids, 3 seeds, 16,000 meta-steps per run: about 13 CPU-hours, not run
+yet), ``smoke`` (a wiring check of any of them),
 ``steps=N`` (meta-steps per setting), ``seeds=N`` and ``base_seeds=N``; for the
 sinusoid ``k256`` (test-time k on to 256). Any key can be overridden, e.g.
 ``--config.run.num_steps=500``.
@@ -95,13 +97,13 @@ def _mixture(args: dict) -> ml_collections.ConfigDict:
     steps = tuple(v for v in (63, 125, 250, 500, 1000, 2000, 4000) if v < run.num_steps)
     s = dict(k_train=(1, 2, 4, 8, 16), train_shots=(1, 2, 3, 5),
              test_shots=(1, 2, 3, 4, 5, 10), tasks=(4, 16, 64, 256, 1024, 0),
-             width=(8, 16, 32, 64, 128, 256), steps=steps, steps_for_tasks=True,
+             width=(8, 16, 32, 64, 128, 256), steps=steps, steps_for=("tasks",),
              tune_inner_lrs=(0.03, 0.1, 0.3),
              order=("width", "k_train", "train_shots", "tasks"))
   else:  # The main job: every axis, fewer values, under 10 minutes on 2 CPU cores.
     steps = tuple(v for v in (63, 250, 1000) if v < run.num_steps)
     s = dict(k_train=(1, 2, 4), train_shots=(1, 3), test_shots=(1, 2, 5, 10),
-             tasks=(16, 128, 0), width=(8, 32, 128), steps=steps, steps_for_tasks=False,
+             tasks=(16, 128, 0), width=(8, 32, 128), steps=steps, steps_for=(),
              tune_inner_lrs=(), order=("k_train", "train_shots", "tasks", "width"))
   s = ml_collections.ConfigDict(dict(
       s, shots=(), tasks_key="mixture.pool",
@@ -224,6 +226,19 @@ def _sinusoid(args: dict) -> ml_collections.ConfigDict:
 def _omniglot(args: dict) -> ml_collections.ConfigDict:
   run = omniglot.get_config("5way1shot,fomaml")
   run.meta_batch = 16
+  if "grid" in args:  # Width × steps and classes × steps, 3 seeds: about 13 CPU-hours.
+    _schedule(run, int(args.get("steps", 16000)), 500, 500, OCTAVES, 50)
+    s = ml_collections.ConfigDict(dict(
+        k_train=(1,), shots=(), width=(8, 16, 32, 64), tasks=(0.125, 0.25, 0.5, 0.0),
+        tasks_key="data.train_class_fraction", order=("width", "tasks"),
+        steps=(250, 500, 1000, 2000, 4000, 8000), steps_for=("width", "tasks"),
+        seeds=(0, 1, 2), base_seeds=(0, 1, 2), base_episodes=300, episodes=300))
+    return _sweep(run, s, metrics=("error", "loss"), notes=[
+        "First-order MAML, meta-batch 16, 16,000 meta-steps per run; every run scored "
+        "at 250…16,000 steps from its own checkpoints; 300 test episodes.",
+        "Error = 1 − accuracy; loss = query cross-entropy. Meta-training classes are "
+        "counted as characters before the ×4 rotations."],
+        title="Compute scaling: Omniglot 5-way 1-shot, width and classes × steps")
   _schedule(run, int(args.get("steps", 1000)), 100, 250, OCTAVES, 50)
   s = ml_collections.ConfigDict(dict(
       k_train=(1, 2, 4), shots=(1, 2, 4), tasks=(0.125, 0.25, 0.5, 0.0),

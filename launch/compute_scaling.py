@@ -66,8 +66,9 @@ def describe(c: ml_collections.ConfigDict) -> list[str]:
     if s.get(key):
       axes.append(f"{names[key]} in {tuple(s[key])}")
   if s.tasks_key:
-    axes.append(f"{s.tasks_key} in {tuple(s.tasks)} (0 = all / infinite)"
-                + (", each also at the steps above" if s.get("steps_for_tasks") else ""))
+    axes.append(f"{s.tasks_key} in {tuple(s.tasks)} (0 = all / infinite)")
+  if s.get("steps_for"):
+    axes.append(f"the runs of {', '.join(s.steps_for)} also scored at the steps above")
   return [
       f"Task: {task}; model {r.model.name}; algorithm {algo}; inner lr {r.inner.lr}; "
       f"meta-batch {r.meta_batch}; outer {r.outer.optimizer} {r.outer.lr}; "

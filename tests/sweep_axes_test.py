@@ -208,8 +208,8 @@ def test_a_small_task_pool_trained_longer_is_found_to_overfit():
                                    8: [0.5, 0.35, 0.4, 0.5]}, steps)
   groups = analysis_lib._groups(rows)
   base = groups[0]
-  out = analysis_lib._tasks_steps(rows, values, groups, "error", base)
-  by = {t["tasks"]: t for t in out}
+  out = analysis_lib._trajectories(rows, values, groups, "error", base, "tasks")
+  by = {t["value"]: t for t in out}
   assert not by[0]["overfits"] and by[0]["best_steps"] == 3000
   assert by[8]["overfits"] and by[8]["best_steps"] == 300
   assert by[8]["last_minus_best"]["diff"] == pytest.approx(0.15, abs=0.01)
@@ -226,3 +226,18 @@ def test_headline_places_the_fitted_floor_against_the_known_one():
   assert "at k = 1 to 0.22 ± 0.02 at k = 256" in above
   tt["bootstrap"]["power_law_floor"]["param_ci"]["E"] = [0.15, 0.25]
   assert "consistent with the Bayes-optimal" in headline._test_time(tt, "error")
+
+
+def test_runs_of_a_trained_axis_are_scored_along_their_steps():
+  c = _mixture_sweep(steps_for=("width", "tasks"))
+  points = {p.name: p for p in sweep.grid(c)}
+  p = points["width=8@steps=50_s0"]
+  assert p.axis == "width_steps" and p.home == "width=8_s0" and not p.trained
+  assert models.width(p.config) == 8 and p.config.num_steps == 50
+  home = points["width=8_s0"]
+  assert sweep.point_config(c, "width", 8, 0).to_dict() == home.config.to_dict()
+  names = list(points)
+  assert names.index(p.name) < names.index(home.name)  # Scored on the way there.
+  assert points["tasks=16@steps=100_s0"].config.mixture.pool == 16
+  with pytest.raises(ValueError, match="steps_for"):
+    sweep.grid(_mixture_sweep(steps_for=("test_shots",)))

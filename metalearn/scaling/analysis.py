@@ -44,7 +44,9 @@ MODELS = fits_lib.DEFAULT_MODELS
 # The group field that holds each sweep axis's value (``sweep.AXES``).
 AXIS_FIELD = dict(k_train="k_train", shots="shots", train_shots="shots", tasks="tasks",
                   width="width", test_shots="eval_shots", steps="num_steps",
-                  tasks_steps="num_steps")
+                  tuned="num_steps",
+                  **{f"{a}_steps": "num_steps" for a in ("k_train", "shots",
+                                                         "train_shots", "tasks", "width")})
 # Axes of meta-training compute, along which error at k = K_train is fitted against
 # meta-training FLOPs.
 META_AXES = ("k_train", "shots", "train_shots", "steps", "width")
@@ -274,8 +276,8 @@ def _frontier(rows, per_episode, groups, metric, cfg, rng) -> dict:
   and two-variable law."""
   records = []
   for g in groups:
-    if g["axis"] in ("test_shots", "tasks_steps"):
-      continue  # Other data at test time, or a data × length trajectory: apart.
+    if g["axis"] == "test_shots" or g["axis"].endswith("_steps"):
+      continue  # Other data at test time, or checkpoints of other runs: apart.
     ks, flops = _ks(rows, g["group"], metric)
     v = _values(rows, per_episode, g["group"], metric)
     for i, k in enumerate(ks):
@@ -344,19 +346,20 @@ def _test_shots(rows, per_episode, groups, metric, base, bayes: dict) -> list[di
   return out
 
 
-def _tasks_steps(rows, per_episode, groups, metric, base) -> list[dict]:
-  """Error at k = K_train along each run's meta-training steps, per number of
-  meta-training tasks (the ``tasks_steps`` axis, with the base run's ``steps``), and
-  whether a run overfits: its last checkpoint significantly worse than its best, paired
-  over the run's seeds and the shared episodes."""
-  if not any(g["axis"] == "tasks_steps" for g in groups):
+def _trajectories(rows, per_episode, groups, metric, base, axis: str) -> list[dict]:
+  """Error at k = K_train along each run's meta-training steps, per value of a trained
+  ``axis`` (its ``<axis>_steps`` points, and the base run's ``steps``), and whether a
+  run overfits: its last checkpoint significantly worse than its best, paired over the
+  run's seeds and the shared episodes."""
+  if not any(g["axis"] == f"{axis}_steps" for g in groups):
     return []
+  field = AXIS_FIELD[axis]
   runs: dict[Any, list[dict]] = {}
   for g in groups:
-    if g["axis"] in ("base", "steps", "tasks", "tasks_steps"):
-      runs.setdefault(g["tasks"], []).append(g)
+    if g["axis"] in ("base", "steps", axis, f"{axis}_steps"):
+      runs.setdefault(g[field], []).append(g)
   out = []
-  for tasks, gs in sorted(runs.items(), key=lambda kv: (kv[0] == 0, kv[0])):
+  for value, gs in sorted(runs.items(), key=lambda kv: (kv[0] == 0, kv[0])):
     gs.sort(key=lambda g: g["num_steps"])
     if len(gs) < 2:
       continue
@@ -369,7 +372,7 @@ def _tasks_steps(rows, per_episode, groups, metric, base) -> list[dict]:
     d = intervals.paired_difference(v_best[:, :n], v_last[:, :n], seeds_a=seeds,
                                     seeds_b=seeds)
     out.append(dict(
-        tasks=tasks, k=at[0][0], steps=[g["num_steps"] for g in gs],
+        axis=axis, value=value, k=at[0][0], steps=[g["num_steps"] for g in gs],
         groups=[g["group"] for g in gs],
         meta_training_flops=[g["meta_training_flops"] for g in gs], mean=means,
         ci95=[iv["ci95"] for _, iv, _, _ in at], best_steps=gs[best]["num_steps"],
@@ -492,7 +495,9 @@ def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
     res["iso_flop"]["shot_worth"] = iso_flop.shot_worth(
         groups, lambda g, m=metric: (*_ks(rows, g, m), _values(rows, per_episode, g, m)),
         base["group"], summary[base["group"]]["k"])
-    res["tasks_steps"] = _tasks_steps(rows, per_episode, groups, metric, base)
+    res["trajectories"] = {
+        axis: t for axis in ("tasks", "width", "k_train", "train_shots", "shots")
+        if (t := _trajectories(rows, per_episode, groups, metric, base, axis))}
     res["test_shots"] = _test_shots(rows, per_episode, groups, metric, base,
                                     (known_floor_by_shots or {}).get(metric, {}))
     res["frontier"] = _frontier(rows, per_episode, groups, metric, cfg, rng)

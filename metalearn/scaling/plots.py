@@ -290,10 +290,11 @@ def _data_figure(fits: dict, metrics: Sequence[str]):
   error along meta-training steps per number of meta-training tasks."""
   metric = metrics[0]
   res = fits[metric]
-  shots, traj = res.get("test_shots") or [], res.get("tasks_steps") or []
-  panels = [p for p in ("shots", "tasks") if (shots if p == "shots" else traj)]
+  trajectories = res.get("trajectories") or {}
+  panels = (["shots"] if res.get("test_shots") else []) + list(trajectories)
   if not panels:
     return None
+  shots = res.get("test_shots") or []
   fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.3),
                            squeeze=False)
   for ax, panel in zip(axes[0], panels):
@@ -315,14 +316,14 @@ def _data_figure(fits: dict, metrics: Sequence[str]):
       ax.set_xlabel("test-time shots per class (the base model, not retrained)")
       ax.set_title("test-time data: more shots against more inner steps", fontsize=9)
     else:
+      traj = trajectories[panel]
       for i, t in enumerate(traj):
         ax.errorbar(t["steps"], t["mean"], t["ci95"], fmt="-o", ms=3, capsize=1.5,
-                    color=f"C{i}", label=("∞ (fresh tasks)" if not t["tasks"] else
-                                          f"{t['tasks']:g} tasks")
+                    color=f"C{i}", label=sections_name(t)
                     + (", overfits" if t["overfits"] else ""))
       ax.set_xscale("log")
       ax.set_xlabel("meta-training steps (checkpoints along each run)")
-      ax.set_title(f"meta-training tasks × length, at k = {traj[0]['k']}", fontsize=9)
+      ax.set_title(f"{AXIS_TITLES[panel]} × length, at k = {traj[0]['k']}", fontsize=9)
     ax.set_ylabel(_label(metric))
     ax.legend(fontsize=6)
     ax.grid(alpha=0.3, which="both")
@@ -330,6 +331,13 @@ def _data_figure(fits: dict, metrics: Sequence[str]):
   fig.suptitle(textwrap.fill(_BARS + "; the test-time shots score the base model's own "
                              "seeds", chars), fontsize=8)
   return fig
+
+
+def sections_name(t: dict) -> str:
+  """A run's legend label: its axis value ('∞' for fresh tasks)."""
+  if t["axis"] == "tasks":
+    return "∞ (fresh tasks)" if not t["value"] else f"{t['value']:g} tasks"
+  return f"{t['axis']} = {t['value']:g}"
 
 
 def _residuals_figure(fits: dict, metrics: Sequence[str]):

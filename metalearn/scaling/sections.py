@@ -132,11 +132,11 @@ def iso_section(res: dict, metric: str) -> list[str]:
 def data_section(res: dict, metric: str) -> list[str]:
   """Test-time shots on the same model (with the Bayes-optimal value where known), what
   they are worth in inner steps, and meta-training tasks jointly with length."""
-  shots, worth, traj = res.get("test_shots"), res["iso_flop"].get("shot_worth"), res.get(
-      "tasks_steps")
+  shots, worth = res.get("test_shots"), res["iso_flop"].get("shot_worth")
+  traj = [t for ts in (res.get("trajectories") or {}).values() for t in ts]
   if not (shots or traj):
     return []
-  lines = ["### Data: test-time shots on one model, meta-training tasks × length", ""]
+  lines = ["### Data: test-time shots on one model; meta-training length per setting", ""]
   for t in shots or []:
     gap = (f"; Bayes-optimal {fmt(t['bayes'], 4)}, gap {fmt(t['mean'] - t['bayes'])} "
            f"at k = {t['k']} and {fmt(t['k_max_mean'] - t['bayes'])} at k = {t['k_max']}"
@@ -166,8 +166,8 @@ def data_section(res: dict, metric: str) -> list[str]:
                    f"{fmt(w['base_k_equivalent'], 2)}{rng}: {extra} extra shot(s) per "
                    f"class are worth {fmt(w['flops_ratio'], 2)}× these adaptation FLOPs "
                    "in inner steps.")
-  for t in traj or []:
-    name = "fresh tasks" if not t["tasks"] else f"{t['tasks']:g} meta-training tasks"
+  for t in traj:
+    name = trajectory_name(t)
     pts = ", ".join(f"{s}: {pm(m, c)}" for s, m, c in zip(t["steps"], t["mean"],
                                                            t["ci95"]))
     d = t["last_minus_best"]
@@ -179,6 +179,13 @@ def data_section(res: dict, metric: str) -> list[str]:
     lines.append(f"- {name}, {metric} at k = {t['k']} by meta-training steps: {pts}; "
                  f"{tail}.")
   return lines + [""]
+
+
+def trajectory_name(t: dict) -> str:
+  """'fresh tasks', '16 meta-training tasks', 'width 64', ... for one run's steps."""
+  if t["axis"] == "tasks":
+    return "fresh tasks" if not t["value"] else f"{t['value']:g} meta-training tasks"
+  return f"{t['axis']} {t['value']:g}"
 
 
 def interval_note(fits: dict) -> str:

@@ -15,9 +15,9 @@ product); every trained model is evaluated once over all test-time inner steps
   fewer support shots per class), ``tuned`` (the base model with the test-time inner
   rate chosen per k on validation episodes among ``sweep.tune_inner_lrs``,
   ``run.tuning``) and ``steps`` (the base model's checkpoints along its
-  own run, a meta-training-length axis; with ``sweep.steps_for_tasks`` also along each
-  ``tasks`` point's run, axis ``tasks_steps``: the number of tasks jointly with
-  meta-training length).
+  own run, a meta-training-length axis; with ``sweep.steps_for`` also along the runs
+  of those trained axes, axes ``<axis>_steps``: e.g. ``tasks_steps``, the number of
+  tasks jointly with meta-training length, or ``width_steps``).
 
 Each point trains in its own sub-workdir through ``run.loop.train`` (so it resumes from
 its checkpoints) and is skipped once its evaluation under its own protocol exists, so a
@@ -51,7 +51,10 @@ from metalearn.run import workdir as workdir_lib
 from metalearn import models
 
 TRAINED_AXES = ("k_train", "shots", "train_shots", "tasks", "width")
-EVALUATED_AXES = ("test_shots", "steps", "tasks_steps", "tuned")
+# A trained axis's runs scored along their meta-training steps (``sweep.steps_for``):
+# ``tasks_steps`` is the number of tasks jointly with meta-training length.
+TRAJECTORY_AXES = tuple(f"{a}_steps" for a in TRAINED_AXES)
+EVALUATED_AXES = ("test_shots", "steps", "tuned") + TRAJECTORY_AXES
 AXES = TRAINED_AXES + EVALUATED_AXES
 # Config keys that count distinct meta-training tasks or classes, per task kind.
 TASK_KEYS = tuple(k for name in tasks.names() for k in tasks.get(name).size_keys)
@@ -101,7 +104,7 @@ def base_values(sweep_config: ml_collections.ConfigDict) -> dict[str, Any]:
   key = sweep_config.sweep.tasks_key
   out = dict(k_train=run.inner.steps, shots=run.shots, train_shots=run.shots,
              tasks=_get(run, key) if key else 0, test_shots=shots,
-             steps=run.num_steps, tasks_steps=run.num_steps)
+             steps=run.num_steps, **{a: run.num_steps for a in TRAJECTORY_AXES})
   if sweep_config.sweep.get("width"):
     out["width"] = models.width(run)
   return out
@@ -136,8 +139,8 @@ def point_config(sweep_config: ml_collections.ConfigDict, axis: str, value: Any,
     c.num_steps = int(value)
   elif axis == "tuned":  # The base model; the rate per k is chosen on validation.
     pass
-  elif axis == "tasks_steps":  # value = (tasks, steps)
-    _set(c, s.tasks_key, type(_get(c, s.tasks_key))(value[0]))
+  elif axis in TRAJECTORY_AXES:  # value = (the trained axis's value, steps)
+    c = point_config(sweep_config, axis[:-len("_steps")], value[0], seed)
     c.num_steps = int(value[1])
   elif not base:
     raise ValueError(f"unknown sweep axis {axis!r}; choose from {AXES}")
@@ -147,8 +150,8 @@ def point_config(sweep_config: ml_collections.ConfigDict, axis: str, value: Any,
 def _name(axis: str, value: Any, seed: int) -> str:
   if axis == "base":
     return f"base_s{seed}"
-  if axis == "tasks_steps":
-    return f"tasks={value[0]:g}@steps={value[1]:g}_s{seed}"
+  if axis in TRAJECTORY_AXES:
+    return f"{axis[:-len('_steps')]}={value[0]:g}@steps={value[1]:g}_s{seed}"
   if axis == "tuned":
     return f"tuned_s{seed}"
   return f"{axis}={value:g}_s{seed}"
@@ -181,6 +184,10 @@ def grid(sweep_config: ml_collections.ConfigDict) -> list[Point]:
   unknown = [a for a in s.order if a not in TRAINED_AXES]
   if unknown:
     raise ValueError(f"sweep.order={tuple(s.order)}: {unknown} not in {TRAINED_AXES}")
+  unknown = [a for a in (s.get("steps_for") or ()) if a not in s.order]
+  if unknown:
+    raise ValueError(f"sweep.steps_for={tuple(s.steps_for)}: {unknown} not among the "
+                     f"trained axes of sweep.order={tuple(s.order)}")
   base = base_values(sweep_config)
   steps = sorted(v for v in (s.get("steps") or ()) if v != base["steps"])
 
@@ -204,8 +211,8 @@ def grid(sweep_config: ml_collections.ConfigDict) -> list[Point]:
         continue
       for seed in s.seeds:
         home = point(axis, value, seed)
-        if axis == "tasks" and s.get("steps_for_tasks"):
-          points += [point("tasks_steps", (value, v), seed, home.name) for v in steps]
+        if axis in (s.get("steps_for") or ()):
+          points += [point(f"{axis}_steps", (value, v), seed, home.name) for v in steps]
         points.append(home)
   return points
 
@@ -270,7 +277,7 @@ def _flops_key(c: ml_collections.ConfigDict) -> str:
 def _point_info(sweep_config, point: Point, cache: Optional[dict] = None) -> dict:
   s = sweep_config.sweep
   group = point.name.rsplit("_s", 1)[0]
-  value = point.value[1] if point.axis == "tasks_steps" else point.value
+  value = point.value[1] if point.axis in TRAJECTORY_AXES else point.value
   info = dict(point=point.name, group=group, axis=point.axis,
               axis_value=None if point.axis == "base" else value, home=point.home,
               tasks_key=s.tasks_key,
