@@ -41,11 +41,13 @@ tune() {  # $1 = run
   run --config=${CFG[$1]} --workdir=results/$1 --mode=tune_inner_lr \
     --inner_lrs=${LRS[$1]} --val_episodes=200 --config.eval.episodes=200 $K256
 }
+# Cheapest first: the shots grids (k <= 16), then the tuned k-curves (k = 256, six
+# evaluations each; a 5-shot or 20-way one takes hours on one CPU core).
 shots omniglot_maml_5w1s
 tune omniglot_fomaml_5w1s
-tune omniglot_maml_5w5s
-shots omniglot_maml_5w5s
 shots omniglot_fomaml_5w1s
+shots omniglot_maml_5w5s
 tune omniglot_reptile_5w1s
+tune omniglot_maml_5w5s
 tune omniglot_maml_20w1s
 echo "== $(date -u +%FT%TZ) done"

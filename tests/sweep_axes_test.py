@@ -126,6 +126,7 @@ def test_a_checkpoint_scored_on_the_way_equals_an_uninterrupted_run(tmp_path):
   # steps gives: stopping changes nothing.
   c = compute_scaling.get_config("smoke").run
   with c.unlocked():
+    c.algorithm = "fomaml"  # Compiles faster; the loop is the same.
     c.num_steps, c.log_every, c.checkpoint_every = 30, 10, 10
     c.eval.episodes, c.eval.batch, c.eval.eval_steps, c.eval.steps = 40, 40, (0, 2), 2
   stop = copy.deepcopy(c)
