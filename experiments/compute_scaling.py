@@ -74,6 +74,14 @@ def _schedule(run, num_steps: int, log_every: int, checkpoint_every: int,
   run.eval.batch = batch
 
 
+def _seeds(args: dict) -> dict:
+  """3 seeds per setting and 5 at the base point (``seeds=N``, ``base_seeds=N``), 600
+  test episodes each: the issue-27 standard of the known-floor sweeps."""
+  return dict(seeds=tuple(range(int(args.get("seeds", 3)))),
+              base_seeds=tuple(range(int(args.get("base_seeds", 5)))),
+              base_episodes=600, episodes=600)
+
+
 # The Bayes-optimal accuracy and query cross-entropy of the Gaussian-mixture family of
 # the sweep (5-way, d = 16, mean_std = noise = 1, 15 queries per class) by test-time
 # shots: mixture.bayes_accuracy(5, shots, 16, 1.0, 1.0, jax.random.key(0), 100000)
@@ -105,11 +113,8 @@ def _mixture(args: dict) -> ml_collections.ConfigDict:
     s = dict(k_train=(1, 2, 4), train_shots=(1, 3), test_shots=(1, 2, 5, 10),
              tasks=(16, 128, 0), width=(8, 32, 128), steps=steps, steps_for=(),
              tune_inner_lrs=(), order=("k_train", "train_shots", "tasks", "width"))
-  s = ml_collections.ConfigDict(dict(
-      s, shots=(), tasks_key="mixture.pool",
-      seeds=tuple(range(int(args.get("seeds", 3)))),
-      base_seeds=tuple(range(int(args.get("base_seeds", 5)))),
-      base_episodes=600, episodes=600))
+  s = ml_collections.ConfigDict(dict(s, shots=(), tasks_key="mixture.pool",
+                                     **_seeds(args)))
   notes = [
       "Gaussian-mixture tasks (5 classes in d = 16, class means ~ N(0, I), examples "
       "~ N(mean, I)) have a known Bayes-optimal classifier given the support set, so "
@@ -163,9 +168,7 @@ def _linreg(args: dict) -> ml_collections.ConfigDict:
       k_train=(1, 2, 5, 10, 20), shots=(), train_shots=(4, 16),
       test_shots=(2, 4, 8, 16, 32), tasks=(), tasks_key="",
       steps=(63, 125, 250, 500, 1000, 2000), order=("k_train", "train_shots"),
-      seeds=tuple(range(int(args.get("seeds", 3)))),
-      base_seeds=tuple(range(int(args.get("base_seeds", 5)))),
-      base_episodes=600, episodes=600))
+      **_seeds(args)))
   notes = [
       "Bayesian linear regression (d = 8, weights ~ N(0, I), inputs ~ N(0, I), target "
       "noise 0.5) with a linear model: the Bayes floor at 8 shots is "

@@ -319,7 +319,7 @@ def _data_figure(fits: dict, metrics: Sequence[str]):
       traj = trajectories[panel]
       for i, t in enumerate(traj):
         ax.errorbar(t["steps"], t["mean"], t["ci95"], fmt="-o", ms=3, capsize=1.5,
-                    color=f"C{i}", label=sections_name(t)
+                    color=f"C{i}", label=run_name(t)
                     + (", overfits" if t["overfits"] else ""))
       ax.set_xscale("log")
       ax.set_xlabel("meta-training steps (checkpoints along each run)")
@@ -333,10 +333,11 @@ def _data_figure(fits: dict, metrics: Sequence[str]):
   return fig
 
 
-def sections_name(t: dict) -> str:
-  """A run's legend label: its axis value ('∞' for fresh tasks)."""
+def run_name(t: dict) -> str:
+  """One run along its steps, named by its axis value: 'fresh tasks', '16 tasks',
+  'width = 64' (the legend and the report say the same)."""
   if t["axis"] == "tasks":
-    return "∞ (fresh tasks)" if not t["value"] else f"{t['value']:g} tasks"
+    return "fresh tasks" if not t["value"] else f"{t['value']:g} tasks"
   return f"{t['axis']} = {t['value']:g}"
 
 

@@ -167,7 +167,7 @@ def data_section(res: dict, metric: str) -> list[str]:
                    f"class are worth {fmt(w['flops_ratio'], 2)}× these adaptation FLOPs "
                    "in inner steps.")
   for t in traj:
-    name = trajectory_name(t)
+    name = plots_lib.run_name(t)
     pts = ", ".join(f"{s}: {pm(m, c)}" for s, m, c in zip(t["steps"], t["mean"],
                                                            t["ci95"]))
     d = t["last_minus_best"]
@@ -179,13 +179,6 @@ def data_section(res: dict, metric: str) -> list[str]:
     lines.append(f"- {name}, {metric} at k = {t['k']} by meta-training steps: {pts}; "
                  f"{tail}.")
   return lines + [""]
-
-
-def trajectory_name(t: dict) -> str:
-  """'fresh tasks', '16 meta-training tasks', 'width 64', ... for one run's steps."""
-  if t["axis"] == "tasks":
-    return "fresh tasks" if not t["value"] else f"{t['value']:g} meta-training tasks"
-  return f"{t['axis']} {t['value']:g}"
 
 
 def interval_note(fits: dict) -> str:
