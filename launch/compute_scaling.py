@@ -132,8 +132,8 @@ def _provenance(info: dict) -> dict:
   }
 
 
-def _by_shots(entries) -> dict:
-  """``((metric, shots or k, value), ...)`` -> ``{metric: {shots or k: value}}``."""
+def _table(entries) -> dict:
+  """``((metric, key, value), ...)`` -> ``{metric: {key: value}}`` (key: shots or k)."""
   out: dict = {}
   for metric, shots, value in entries:
     out.setdefault(metric, {})[int(shots)] = float(value)
@@ -168,9 +168,9 @@ def main(argv):
                       failure_mse=config.analysis.failure_mse,
                       known_floor={m: (v, why) for m, v, why in
                                    config.analysis.known_floor},
-                      known_floor_by_shots=_by_shots(
+                      known_floor_by_shots=_table(
                           config.analysis.get("known_floor_by_shots") or ()),
-                      predicted_curve=_by_shots(
+                      predicted_curve=_table(
                           config.analysis.get("predicted_curve") or ())),
         context=dict(title=config.title, protocol=describe(config),
                      provenance=_provenance(info),

@@ -55,6 +55,15 @@ def _y_scale(ax, values) -> None:
     ax.set_yscale("linear")
 
 
+def _log_floor(ax, means) -> None:
+  """On a log y axis, the bottom at a third of the lowest mean shown: an interval that
+  reaches 0 or below (few seeds, wide t multiplier) would otherwise stretch the axis
+  down by decades and flatten every curve; such a bar runs off the bottom instead."""
+  v = np.asarray([x for x in np.ravel(means) if x is not None and np.isfinite(x) and x > 0])
+  if ax.get_yscale() == "log" and len(v):
+    ax.set_ylim(bottom=v.min() / 3)
+
+
 def _k_axis(ax, flops_per_step: float) -> None:
   """A secondary x axis on top: inner steps k, for adaptation FLOPs = k · per step."""
   if flops_per_step > 0:
@@ -148,6 +157,7 @@ def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
                 label="inner steps k (base model)")
   # Each shots setting's whole k-curve: the iso-FLOP comparison is over curves, not
   # only at k = K_train.
+  shown = list(np.array(tt["mean"])[np.array(tt["k"]) >= 1])
   shots = sorted((g for g in fits["groups"] if g["axis"] in ("shots", "test_shots")),
                  key=lambda g: g["eval_shots"])
   for i, g in enumerate(shots):
@@ -158,9 +168,11 @@ def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
     ax_t.errorbar(np.array(c["adaptation_flops"])[pos], np.array(c["mean"])[pos],
                   np.array(c["ci95"])[pos], fmt="-s", ms=2.5, capsize=1.5,
                   color=f"C{i + 1}", label=f"{g['eval_shots']} {what}, k = 1 … max")
+    shown += list(np.array(c["mean"])[pos])
   tasks = [t for t in res["tasks"]]
   _finish_log_log(ax_t, "adaptation FLOPs per episode", metric,
                   "test-time compute vs data per task")
+  _log_floor(ax_t, shown)
   labels = []
   for axis, fmt, color in (("k_train", "-o", "k"), ("shots", "-s", "C1"),
                            ("train_shots", "-s", "C1"), ("steps", "-D", "C4"),
@@ -279,6 +291,7 @@ def _axes_figure(fits: dict, metric: str):
     _finish_log_log(ax, "adaptation FLOPs per episode (k = 1 … max)", metric,
                     f"k-curves along {AXIS_TITLES[axis]}")
     _y_scale(ax, shown)
+    _log_floor(ax, shown)
   for ax in axes.ravel()[len(present):]:
     ax.set_visible(False)
   fig.suptitle(_BARS, fontsize=9)
@@ -462,6 +475,9 @@ def _capability_figure(fits: dict, metrics: Sequence[str]):
                 color="k" if base else f"C{i % 10}",
                 label=g["group"] + (" (base)" if base and g["group"] != "base" else ""))
   ax.set_xscale("log")
+  # Labels at 1, 2 and 5 × 10^n only: minor labels collide when the range is short.
+  ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1, 2, 5)))
+  ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
   _y_scale(ax, [m for g in groups for m in fits[a]["curves"][g["group"]]["mean"]])
   ax.set_xlabel(_label(b) + " (log)")
   ax.set_ylabel(_label(a))
