@@ -235,7 +235,9 @@ def _omniglot(args: dict) -> ml_collections.ConfigDict:
         k_train=(1,), shots=(), width=(8, 16, 32, 64), tasks=(0.125, 0.25, 0.5, 0.0),
         tasks_key="data.train_class_fraction", order=("width", "tasks"),
         steps=(250, 500, 1000, 2000, 4000, 8000), steps_for=("width", "tasks"),
-        seeds=(0, 1, 2), base_seeds=(0, 1, 2), base_episodes=300, episodes=300))
+        seeds=tuple(range(int(args.get("seeds", 3)))),
+        base_seeds=tuple(range(int(args.get("base_seeds", 3)))),
+        base_episodes=300, episodes=300))
     return _sweep(run, s, metrics=("error", "loss"), notes=[
         "First-order MAML, meta-batch 16, 16,000 meta-steps per run; every run scored "
         "at 250…16,000 steps from its own checkpoints; 300 test episodes.",

@@ -6,6 +6,7 @@ synthetic sweeps whose truth is known and against an uninterrupted run."""
 import copy
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
@@ -98,6 +99,14 @@ def test_width_reads_and_sets_hidden_layers_and_filters():
   assert models.width(c) == 64  # filters = 0: the paper's.
   models.set_width(c, 16)
   assert c.model.filters == 16 and models.width(c) == 16
+  for name in ("conv4_omniglot", "conv4_miniimagenet"):  # The built net has that width.
+    c.model.name = name
+    size = 28 if name == "conv4_omniglot" else 84
+    shapes = jax.eval_shape(models.get(name).make(c).init, jax.random.key(0),
+                            jnp.zeros((1, size, size, 1 if size == 28 else 3)))
+    kernels = [x.shape for p, x in jax.tree_util.tree_leaves_with_path(shapes)
+               if "Conv" in jax.tree_util.keystr(p) and "kernel" in jax.tree_util.keystr(p)]
+    assert kernels and all(k[-1] == 16 for k in kernels), (name, kernels)
   c.model.name = "mlp"
   c.model.hidden = (40, 20)
   with pytest.raises(ValueError, match="one size"):

@@ -63,9 +63,11 @@ class Conv4(nn.Module):
     return nn.Dense(self.num_classes, kernel_init=init, param_dtype=self.param_dtype)(x)
 
 
-def omniglot_conv4(num_classes: int, conv_impl: str = "auto", **kw) -> Conv4:
-  return Conv4(num_classes, filters=64, pool=False, conv_impl=conv_impl, **kw)
+def omniglot_conv4(num_classes: int, conv_impl: str = "auto", filters: int = 64,
+                   **kw) -> Conv4:
+  return Conv4(num_classes, filters=filters, pool=False, conv_impl=conv_impl, **kw)
 
 
-def miniimagenet_conv4(num_classes: int, conv_impl: str = "auto", **kw) -> Conv4:
-  return Conv4(num_classes, filters=32, pool=True, conv_impl=conv_impl, **kw)
+def miniimagenet_conv4(num_classes: int, conv_impl: str = "auto", filters: int = 32,
+                       **kw) -> Conv4:
+  return Conv4(num_classes, filters=filters, pool=True, conv_impl=conv_impl, **kw)
