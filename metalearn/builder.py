@@ -58,7 +58,7 @@ class Setup:
     """Step 0 of meta-training, from the config's seed."""
     init_key = jax.random.fold_in(jax.random.key(self.config.seed), 0)
     example = jnp.zeros((1,) + tuple(self.tasks.input_shape()), jnp.float32)
-    theta = self.learner.init(init_key, example)
+    theta = self.algorithm.init(self.learner, init_key, example, self.inner)
     return outer.init_state(theta, self.optimizer, self.inner)
 
   def abstract_state(self) -> outer.MetaState:
@@ -98,6 +98,8 @@ def build(c: ml_collections.ConfigDict) -> Setup:
   """Validates ``c`` and assembles its run; raises ``ConfigError`` naming a bad key."""
   records = config_lib.validate(c)
   algorithm, model = records.algorithm, records.model.make(c)
+  if algorithm.configure is not None:
+    algorithm = algorithm.configure(c)
   learner = Learner(model, records.model.loss, c.bn_mode)
   eval_bn_mode = config_lib.eval_bn_mode(c)
   frozen = config_lib.frozen_modules(c)

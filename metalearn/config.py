@@ -59,6 +59,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.queries = 10
   c.rotate = False  # Turn each class of an episode by a random quarter turn (sampling.py).
   c.algorithm = "maml"  # A registered algorithm (metalearn.algorithms).
+  # Each registered algorithm's own options, as config.<name>.<option> (Algorithm.options).
+  for name in algorithms.names():
+    if algorithms.get(name).options:
+      c[name] = ml_collections.ConfigDict(dict(algorithms.get(name).options))
   c.inner = ml_collections.ConfigDict(dict(
       steps=1, lr=0.01, optimizer="sgd", remat=False,
       adam_b1=0.0, adam_b2=0.999,

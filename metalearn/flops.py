@@ -47,7 +47,6 @@ what the benchmarks turn into achieved GFLOP/s).
 """
 
 import dataclasses
-import functools
 from typing import Any, Callable, Mapping
 import warnings
 
@@ -159,11 +158,13 @@ def _test_time_flops(learner: Learner, inner: InnerConfig, episode: Any,
                      algorithm: Algorithm | str) -> Callable[[int], float]:
   """``at(k)``: FLOPs of the canonical test-time program, k inner steps then the query."""
   learner = canonical_learner(learner)
-  theta = jax.eval_shape(learner.init, jax.random.key(0), episode.support_x)
-  test_loss = algorithms.get(algorithm).adapted_query_loss
+  algorithm = algorithms.get(algorithm)
+  test_loss = algorithm.adapted_query_loss
 
   def at(k):
     cfg = canonical_inner(inner, k)
+    theta = jax.eval_shape(
+        lambda x: algorithm.init(learner, jax.random.key(0), x, cfg), episode.support_x)
     fn = lambda theta, episode: test_loss(theta, episode, learner=learner, inner=cfg)
     return program_flops(fn, theta, episode)
   return at
@@ -240,13 +241,13 @@ def meta_step_flops(learner: Learner, algorithm: Algorithm | str, inner: InnerCo
   """
   learner = canonical_learner(learner)
   x = episodes.support_x
-  theta = jax.eval_shape(learner.init, jax.random.key(0),
-                         jax.ShapeDtypeStruct(x.shape[1:], x.dtype))
-  meta_grad = algorithms.get(algorithm).meta_grad
+  algorithm = algorithms.get(algorithm)
 
   def at(k):
     cfg = dataclasses.replace(canonical_inner(inner, k), carry_state=False)
-    fn = functools.partial(meta_grad, learner=learner, inner=cfg, log=False)
+    theta = jax.eval_shape(lambda x: algorithm.init(learner, jax.random.key(0), x, cfg),
+                           jax.ShapeDtypeStruct(x.shape[1:], x.dtype))
+    fn = algorithm.bind(algorithm.meta_grad, learner=learner, inner=cfg, log=False)
     batched = lambda t, eps: jax.vmap(fn, in_axes=(None, 0, None))(
         t, eps, jax.random.key(0))
     return program_flops(batched, theta, episodes)

@@ -21,7 +21,6 @@ inner-optimiser state the previous task ended with, so the tasks of a meta-batch
 sequence (``lax.scan``) whatever ``task_map`` says, as in the Reptile authors' code.
 """
 
-import functools
 from typing import Any, Callable, Optional
 
 from flax import struct
@@ -105,7 +104,6 @@ def make_meta_step(*, learner: Learner, algorithm: Algorithm | str, inner: Inner
   """
   if isinstance(algorithm, str):
     algorithm = algorithms.get(algorithm)
-  meta_grad = functools.partial(algorithm.meta_grad, learner=learner, inner=inner)
   task_map = resolve_task_map(task_map, sharded=task_sharding is not None)
   if inner.carry_state:
     if algorithm.carried_meta_grad is None:
@@ -113,15 +111,18 @@ def make_meta_step(*, learner: Learner, algorithm: Algorithm | str, inner: Inner
     if task_sharding is not None:
       raise ValueError("inner carry_state runs the tasks in sequence; it cannot be "
                        "sharded over devices")
-    carried = functools.partial(algorithm.carried_meta_grad, learner=learner,
-                                inner=inner)
 
   def all_tasks(state, episodes, task_keys, log):
     """(per-task grads, per-task metrics, inner state after the meta-batch)."""
     if not inner.carry_state:
+      meta_grad = algorithm.bind(algorithm.meta_grad, learner=learner, inner=inner,
+                                 step=state.step)
       per_task = map_over_tasks(lambda ep, k: meta_grad(state.theta, ep, k, log=log),
                                 task_map)
       return (*per_task(episodes, task_keys), state.inner_state)
+
+    carried = algorithm.bind(algorithm.carried_meta_grad, learner=learner, inner=inner,
+                             step=state.step)
 
     def body(inner_state, task):
       grads, aux, inner_state = carried(state.theta, inner_state, *task, log=log)
@@ -144,7 +145,8 @@ def make_meta_step(*, learner: Learner, algorithm: Algorithm | str, inner: Inner
     updates, opt_state = optimizer.update(grads, state.opt_state, state.theta)
     theta = optax.apply_updates(state.theta, updates)
     metrics = jax.tree.map(lambda m: m.mean(0), aux_T)
-    metrics.update(pre_adaptation_metrics(learner, state.theta, episodes, log))
+    metrics.update(pre_adaptation_metrics(learner, algorithm.model_params(state.theta),
+                                          episodes, log))
     metrics["grad_norm"] = optax.tree.norm(grads)
     # Every metric: those skipped on steps that do not log are zeros, and the ones
     # always computed (grad_norm, the support or query loss) catch a divergence.

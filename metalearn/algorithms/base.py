@@ -10,9 +10,18 @@ forward passes are computed (see ``post_adaptation_metrics``).
 An ``Algorithm`` record bundles that function with the algorithm's test-time
 adaptation (what evaluation and FLOP counting run), what it supports and its own config
 checks; ``metalearn.algorithms.register`` adds one without editing the library.
+
+Meta-parameters. ``theta`` is what the outer optimiser updates and checkpoints hold. For
+MAML it is the model's parameters; an algorithm that meta-learns more (Meta-SGD's
+per-parameter learning rates, MAML++'s per-step ones) builds its ``theta`` from the
+model's initial parameters with ``init_theta`` and says where the model's parameters
+are in it with ``model_params``. Algorithm options: ``options`` holds an algorithm's own
+hyperparameters with their defaults; the config has them as ``config.<name>.<option>``
+and ``configure(config)`` returns the record with them bound (the builder calls it).
 """
 
 import dataclasses
+import functools
 from typing import Any, Callable, Optional, Protocol, Sequence
 
 import jax
@@ -141,6 +150,16 @@ class Algorithm:
     adapt_curve: test-time adaptation scored along the way (evaluation).
     adapted_query_loss: test-time adaptation then the query loss (FLOP counting).
     check: extra config checks, ``check(config)`` raising ``ConfigError``.
+    init_theta: ``(model_params, inner) -> theta``, the meta-parameters at step 0 from
+      the model's initial parameters and the training inner loop (default: the model's
+      parameters themselves).
+    model_params: ``theta -> model parameters`` (the query scored before adaptation).
+    uses_step: ``meta_grad`` takes ``step=`` (the meta-step index, a traced int32), for
+      schedules inside the meta-gradient (MAML++'s annealing).
+    options: the algorithm's own hyperparameters and their defaults, configured as
+      ``config.<name>.<option>`` (``config.base_config`` adds the section).
+    configure: ``(config) -> Algorithm``, this record with the config's options bound;
+      None when the record needs nothing from the config.
   """
 
   name: str
@@ -153,3 +172,21 @@ class Algorithm:
   adapt_curve: Callable[..., dict] = adapt_curve
   adapted_query_loss: Callable[..., jax.Array] = adapted_query_loss
   check: Optional[Callable[[Any], None]] = None
+  init_theta: Callable[[Params, InnerConfig], Params] = lambda params, inner: params
+  model_params: Callable[[Params], Params] = lambda theta: theta
+  uses_step: bool = False
+  options: dict = dataclasses.field(default_factory=dict)
+  configure: Optional[Callable[[Any], "Algorithm"]] = None
+
+  def bind(self, fn: Callable, *, learner: Learner, inner: InnerConfig,
+           step: Any = 0, **kw) -> Callable:
+    """``fn`` (``meta_grad`` or ``carried_meta_grad``) with its keyword arguments bound,
+    ``step`` included when the algorithm takes it."""
+    if self.uses_step:
+      kw["step"] = step
+    return functools.partial(fn, learner=learner, inner=inner, **kw)
+
+  def init(self, learner: Learner, key: jax.Array, example_x: Any,
+           inner: InnerConfig) -> Params:
+    """The meta-parameters at step 0 (``init_theta`` of the model's initialisation)."""
+    return self.init_theta(learner.init(key, example_x), inner)
