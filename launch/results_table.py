@@ -43,17 +43,20 @@ _BN_WORDS = {"transductive": "query-batch BN statistics",
              "transductive_joint": "support+query BN statistics"}
 _ROTATE_WORDS = {True: "classes turned by random quarter turns",
                  False: "classes not turned"}
+_ALPHABET_WORDS = {True: "classes within one alphabet",
+                   False: "classes from the whole split"}
 _DEFAULT_BN = config_lib.base_config().bn_mode  # Files written before the key existed.
 
-Protocol = tuple[int, int, int, int, str, bool]
+Protocol = tuple[int, int, int, int, str, bool, bool]
 
 
 def protocol(row: dict) -> Protocol:
   """(ways, shots, queries per class, test-time steps k, batch-norm mode, rotated
-  classes) an evaluation row was scored with."""
+  classes, classes within one alphabet) an evaluation row was scored with."""
   bn = row.get("eval_bn_mode") or row.get("bn_mode", _DEFAULT_BN)
   return (row["eval_ways"], row["eval_shots"], row["eval_queries"], row["k"], bn,
-          bool(row.get("eval_rotate", False)))
+          bool(row.get("eval_rotate", False)),
+          bool(row.get("eval_within_alphabet", False)))
 
 
 def config_protocol(config: dict) -> Protocol:
@@ -62,7 +65,8 @@ def config_protocol(config: dict) -> Protocol:
   c = ml_collections.ConfigDict(config)
   e = c.eval
   return (e.ways or c.ways, e.shots or c.shots, e.queries or c.queries,
-          max(config_lib.eval_steps(c)), bn, bool(config["eval"].get("rotate", False)))
+          max(config_lib.eval_steps(c)), bn, bool(config["eval"].get("rotate", False)),
+          bool(config["eval"].get("within_alphabet", False)))
 
 
 def evaluations(result_dir: str) -> list[dict]:
@@ -124,18 +128,19 @@ def reevaluations(result_dir: str, step: int) -> list[dict]:
 
 def _protocol_flags(row: dict, config: dict) -> str:
   """The ``--config.eval.*`` flags that score a checkpoint under ``row``'s protocol."""
-  names = ("ways", "shots", "queries", "steps", "bn_mode", "rotate")
+  names = ("ways", "shots", "queries", "steps", "bn_mode", "rotate", "within_alphabet")
   return " ".join(f"--config.eval.{n}={v}" for n, v, own in
                   zip(names, protocol(row), config_protocol(config)) if v != own)
 
 
 def _describe(row: dict, config: dict) -> str:
-  ways, shots, queries, k, bn, rotate = protocol(row)
+  ways, shots, queries, k, bn, rotate, within = protocol(row)
   own = config_protocol(config)
   parts = [f"{ways}-way {shots}-shot"] if (ways, shots) != own[:2] else []
   parts += [f"{queries} quer{'y' if queries == 1 else 'ies'}/class", f"k = {k}"]
   parts += [_BN_WORDS[bn]] if bn != own[4] else []
   parts += [_ROTATE_WORDS[rotate]] if rotate != own[5] else []
+  parts += [_ALPHABET_WORDS[within]] if within != own[6] else []
   return (f"{100 * row['mean']:.2f} ± {100 * row['ci95']:.2f} ({', '.join(parts)}, "
           f"{row['episodes']:,} episodes)")
 
@@ -269,11 +274,12 @@ def plot_learning_curves(result_dirs: list[str], path: str) -> None:
       s, a = zip(*val)
       ax.plot(s, 100 * np.asarray(a), "s-", ms=3, color="C1", label="validation")
     groups = by_protocol(d)
-    for i, ((_, _, queries, k, bn, rotate), points) in enumerate(groups):
+    for i, ((_, _, queries, k, bn, rotate, within), points) in enumerate(groups):
       if not points:
         continue
       bn_words = f", {_BN_WORDS[bn]}" if bn != groups[0][0][4] else ""
       bn_words += f", {_ROTATE_WORDS[rotate]}" if rotate != groups[0][0][5] else ""
+      bn_words += f", {_ALPHABET_WORDS[within]}" if within != groups[0][0][6] else ""
       steps, means, cis = zip(*[(r["checkpoint_step"], 100 * r["mean"], 100 * r["ci95"])
                                 for r in points])
       ax.errorbar(steps, means, cis, fmt="D" if i else "o", ms=4, capsize=2,

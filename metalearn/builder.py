@@ -130,10 +130,13 @@ def inner_config(c: ml_collections.ConfigDict, algorithm: Algorithm,
 
 
 def outer_optimizer(c: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """The outer optimiser; 'linear' anneals the rate to 0 at num_steps (Reptile)."""
+  """The outer optimiser; 'linear' (Reptile) and 'cosine' (MAML++) anneal the rate to 0
+  at num_steps."""
   lr = c.outer.lr
   if c.outer.schedule == "linear":
     lr = optax.linear_schedule(c.outer.lr, 0.0, c.num_steps)
+  elif c.outer.schedule == "cosine":  # MAML++ (half a cosine period, to 0).
+    lr = optax.cosine_decay_schedule(c.outer.lr, c.num_steps)
   if c.outer.optimizer == "sgd":
     return optax.sgd(lr)
   return optax.adam(lr, b1=c.outer.b1, b2=c.outer.b2)

@@ -22,6 +22,9 @@ from metalearn.learner import BN_MODES
 from metalearn.models import conv4
 from metalearn.tasks import datasets
 
+# The outer step size over meta-training (builder.outer_optimizer): 'linear' and 'cosine'
+# anneal it to 0 at num_steps.
+OUTER_SCHEDULES = ("constant", "linear", "cosine")
 # Keys that may change between a run and its resumption (length, logging, evaluation,
 # speed); ``num_steps`` only under a constant outer step size (a linear one ends at
 # num_steps).
@@ -58,6 +61,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.shots = 10
   c.queries = 10
   c.rotate = False  # Turn each class of an episode by a random quarter turn (sampling.py).
+  # Draw all classes of an episode from one alphabet (Omniglot; Lake et al. 2015), the
+  # alphabet uniform among those with >= ways classes of the split (sampling.py).
+  c.within_alphabet = False
   c.algorithm = "maml"  # A registered algorithm (metalearn.algorithms).
   # Each registered algorithm's own options, as config.<name>.<option> (Algorithm.options).
   for name in algorithms.names():
@@ -85,7 +91,9 @@ def base_config() -> ml_collections.ConfigDict:
       split="test", episodes=600, steps=10, eval_steps=(), ways=0, shots=0,
       queries=0, inner_lr=0.0, batch=100, seed=1,
       bn_mode="",  # Batch-norm mode of the query predictions; '': config.bn_mode.
-      rotate=False))  # Turn each episode class by a random multiple of 90° (cbfinn/maml).
+      rotate=False,  # Turn each episode class by a random multiple of 90° (cbfinn/maml).
+      # Validation and evaluation episodes within one alphabet (as config.within_alphabet).
+      within_alphabet=False))
   return c
 
 
@@ -164,12 +172,14 @@ def validate(c: ml_collections.ConfigDict) -> Records:
   for key in ("ways", "shots", "queries", "steps"):
     _check(c.eval[key] >= 0, f"eval.{key}", f"{c.eval[key]} must be >= 0 (0: as in "
            "meta-training)" if key != "steps" else f"{c.eval[key]} must be >= 0")
-  _check(c.eval.ways in (0, c.ways) or model.loss != "xent", "eval.ways",
-         f"{c.eval.ways}: the classifier head has config.ways={c.ways} outputs")
+  _check(c.eval.ways in (0, c.ways) or model.loss != "xent" or not algorithm.has_head,
+         "eval.ways", f"{c.eval.ways}: the classifier head has config.ways={c.ways} "
+         f"outputs ({c.algorithm} adapts it; only an algorithm without a head, such as "
+         "protonet, can evaluate other ways)")
   _check(c.outer.optimizer in ("adam", "sgd"), "outer.optimizer",
          f"{c.outer.optimizer!r} not in ('adam', 'sgd')")
-  _check(c.outer.schedule in ("constant", "linear"), "outer.schedule",
-         f"{c.outer.schedule!r} not in ('constant', 'linear')")
+  _check(c.outer.schedule in OUTER_SCHEDULES, "outer.schedule",
+         f"{c.outer.schedule!r} not in {OUTER_SCHEDULES}")
   _check(c.task_map in ("auto", "vmap", "map"), "task_map",
          f"{c.task_map!r} not in ('auto', 'vmap', 'map')")
   _check(isinstance(c.fast_compile, bool), "fast_compile",
@@ -179,6 +189,13 @@ def validate(c: ml_collections.ConfigDict) -> Records:
   steps = eval_steps(c)
   _check(list(steps) == sorted(set(steps)) and steps[0] >= 0, "eval.eval_steps",
          f"{tuple(c.eval.eval_steps)} must be distinct increasing steps >= 0")
+  for key, value in (("within_alphabet", c.within_alphabet),
+                     ("eval.within_alphabet", c.eval.within_alphabet)):
+    _check(isinstance(value, bool), key, f"{value!r} is not true or false")
+    _check(not value or kind.alphabets, key,
+           f"draws an episode's classes from one alphabet; {c.task} tasks have no "
+           f"alphabets (task kinds with alphabets: "
+           f"{', '.join(n for n in tasks.names() if tasks.get(n).alphabets)})")
   if kind.check is not None:
     kind.check(c)
   if algorithm.check is not None:
@@ -204,8 +221,9 @@ class EvalProtocol:
   """Every setting that changes an evaluation's numbers, given the parameters.
 
   The episodes drawn depend on the split, the seed, the batch they are drawn in and
-  their shape (ways, shots, queries per class, rotation); the scores on the number of
-  episodes, the test-time steps, the inner step size and the batch-norm mode.
+  their shape (ways, shots, queries per class, rotation, within one alphabet or not);
+  the scores on the number of episodes, the test-time steps, the inner step size and
+  the batch-norm mode.
   """
 
   split: str
@@ -219,10 +237,14 @@ class EvalProtocol:
   batch: int
   episodes: int
   rotate: bool
+  within_alphabet: bool = False
 
   def digest(self) -> str:
     """8 hex digits that differ between any two protocols."""
-    text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+    fields = dataclasses.asdict(self)
+    if not self.within_alphabet:  # Protocols from before the key keep their digest.
+      del fields["within_alphabet"]
+    text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
@@ -234,7 +256,7 @@ def eval_protocol(c: ml_collections.ConfigDict) -> EvalProtocol:
       queries=e.queries or c.queries, steps=eval_steps(c),
       inner_lr=float(e.inner_lr or c.inner.lr), bn_mode=eval_bn_mode(c),
       seed=int(e.seed), batch=int(min(e.batch, e.episodes)), episodes=int(e.episodes),
-      rotate=bool(e.rotate))
+      rotate=bool(e.rotate), within_alphabet=bool(e.within_alphabet))
 
 
 def row_settings(c: ml_collections.ConfigDict) -> dict:

@@ -145,8 +145,9 @@ def make_meta_step(*, learner: Learner, algorithm: Algorithm | str, inner: Inner
     updates, opt_state = optimizer.update(grads, state.opt_state, state.theta)
     theta = optax.apply_updates(state.theta, updates)
     metrics = jax.tree.map(lambda m: m.mean(0), aux_T)
-    metrics.update(pre_adaptation_metrics(learner, algorithm.model_params(state.theta),
-                                          episodes, log))
+    if algorithm.has_head:  # Else theta is no whole model to score (Algorithm).
+      metrics.update(pre_adaptation_metrics(
+          learner, algorithm.model_params(state.theta), episodes, log))
     metrics["grad_norm"] = optax.tree.norm(grads)
     # Every metric: those skipped on steps that do not log are zeros, and the ones
     # always computed (grad_norm, the support or query loss) catch a divergence.

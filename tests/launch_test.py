@@ -25,7 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     (["--config=experiments/omniglot.py:smoke", "--config.eval.ways=20"],
      "error: config.eval.ways: 20: the classifier head has config.ways=5 outputs"),
     (["--config=experiments/sinusoid.py:smoke", "--config.algorithm=mamal"],
-     "error: config.algorithm: 'mamal' not in ('fomaml', 'maml', 'reptile')"),
+     "error: config.algorithm: 'mamal' not in ('anil', 'fomaml', 'imaml', 'maml'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
   workdir = tmp_path / "w"

@@ -93,8 +93,8 @@ def test_by_protocol_puts_the_own_protocol_first_and_keeps_the_others(tmp_path):
   d = _result_dir(tmp_path)
   groups = results_table.by_protocol(str(d))
   # Seed 2's evaluations are re-evaluations on a fresh seed: not on the curve.
-  assert [p for p, _ in groups] == [(5, 1, 15, 3, "transductive", False),
-                                    (5, 1, 1, 10, "transductive", False)]
+  assert [p for p, _ in groups] == [(5, 1, 15, 3, "transductive", False, False),
+                                    (5, 1, 1, 10, "transductive", False, False)]
   assert [(r["checkpoint_step"], r["mean"]) for r in groups[0][1]] == [(1000, 0.9)]
   assert [(r["checkpoint_step"], r["mean"]) for r in groups[1][1]] == [(1000, 0.99)]
 
@@ -160,9 +160,9 @@ def test_rotated_classes_are_another_protocol_with_their_flag(tmp_path):
   (d / "eval" / "rows_step1000_seed1_5w1s1q_k10_rot.jsonl").write_text(
       "\n".join(json.dumps(r) for r in rows))
   groups = results_table.by_protocol(str(d))
-  assert [p for p, _ in groups] == [(5, 1, 15, 3, "transductive", False),
-                                    (5, 1, 1, 10, "transductive", False),
-                                    (5, 1, 1, 10, "transductive", True)]
+  assert [p for p, _ in groups] == [(5, 1, 15, 3, "transductive", False, False),
+                                    (5, 1, 1, 10, "transductive", False, False),
+                                    (5, 1, 1, 10, "transductive", True, False)]
   text = results_table.table([str(d)])
   assert text.splitlines()[2].endswith(
       "| 99.00 ± 0.30 (1 query/class, k = 10, 600 episodes); 97.00 ± 0.30 (1 query/class, "

@@ -26,6 +26,7 @@ OVERRIDES = {
     "batch": ("eval.batch", 7),
     "episodes": ("eval.episodes", 120),
     "rotate": ("eval.rotate", True),
+    "within_alphabet": ("eval.within_alphabet", True),
 }
 
 

@@ -8,8 +8,13 @@ The meta-step, evaluation and FLOP counting take the record itself.
 """
 
 from metalearn import registry
+from metalearn.algorithms import anil
 from metalearn.algorithms import base
+from metalearn.algorithms import imaml
 from metalearn.algorithms import maml
+from metalearn.algorithms import mamlpp
+from metalearn.algorithms import metasgd
+from metalearn.algorithms import protonet
 from metalearn.algorithms import reptile
 from metalearn.algorithms.base import Algorithm
 
@@ -23,3 +28,8 @@ names = _REGISTRY.names
 
 for _algorithm in (maml.MAML, maml.FOMAML, reptile.REPTILE):
   register(_algorithm)
+register(imaml.IMAML)
+register(anil.ANIL)
+register(protonet.PROTONET)
+register(metasgd.METASGD)
+register(mamlpp.MAMLPP)

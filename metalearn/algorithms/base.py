@@ -160,6 +160,11 @@ class Algorithm:
       ``config.<name>.<option>`` (``config.base_config`` adds the section).
     configure: ``(config) -> Algorithm``, this record with the config's options bound;
       None when the record needs nothing from the config.
+    has_head: ``model_params(theta)`` is the whole model, its output layer included:
+      a classifier's ``config.ways`` outputs fix the evaluation's ways, and the
+      meta-step scores the query with it before adaptation (``query_*_pre``). False
+      for an algorithm that meta-learns an embedding without the head (Prototypical
+      Networks): evaluation may use other ways, and there is no pre-adaptation score.
   """
 
   name: str
@@ -177,6 +182,7 @@ class Algorithm:
   uses_step: bool = False
   options: dict = dataclasses.field(default_factory=dict)
   configure: Optional[Callable[[Any], "Algorithm"]] = None
+  has_head: bool = True
 
   def bind(self, fn: Callable, *, learner: Learner, inner: InnerConfig,
            step: Any = 0, **kw) -> Callable:

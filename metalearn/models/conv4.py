@@ -37,6 +37,9 @@ class Conv4(nn.Module):
   head_init: str = "lecun_normal"  # 'lecun_normal' | 'normal' (N(0, 1)).
   bn_scale: bool = True
   param_dtype: jnp.dtype = jnp.float32
+  # Return the head's input (the body's features): same parameter names minus the
+  # head's (ANIL's head-only inner loop, Prototypical Networks' embedding).
+  features_only: bool = False
 
   def __post_init__(self):
     if self.head not in HEADS:
@@ -58,6 +61,8 @@ class Conv4(nn.Module):
       if self.pool:
         x = layers.max_pool_2x2(x)
     x = x.mean((1, 2)) if self.head == "mean" else x.reshape(x.shape[0], -1)
+    if self.features_only:
+      return x
     init = (nn.initializers.normal(1.0) if self.head_init == "normal"
             else nn.initializers.lecun_normal())
     return nn.Dense(self.num_classes, kernel_init=init, param_dtype=self.param_dtype)(x)

@@ -13,6 +13,8 @@ class MLP(nn.Module):
   hidden: Sequence[int] = (40, 40)
   out: int = 1
   param_dtype: jnp.dtype = jnp.float32
+  # Return the last hidden layer (the body's features), without the output layer.
+  features_only: bool = False
 
   @nn.compact
   def __call__(self, x_BxD: jax.Array, num_stats: Optional[int] = None) -> jax.Array:
@@ -20,4 +22,6 @@ class MLP(nn.Module):
     x = x_BxD
     for width in self.hidden:
       x = nn.relu(nn.Dense(width, param_dtype=self.param_dtype)(x))
+    if self.features_only:
+      return x
     return nn.Dense(self.out, param_dtype=self.param_dtype)(x)

@@ -73,7 +73,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       eval_split=protocol.split, eval_ways=protocol.ways, eval_shots=protocol.shots,
       eval_queries=protocol.queries, eval_inner_lr=protocol.inner_lr,
       eval_bn_mode=protocol.bn_mode, eval_seed=protocol.seed, eval_batch=config.eval.batch,
-      eval_rotate=protocol.rotate, checkpoint_step=None if step is None else int(step),
+      eval_rotate=protocol.rotate, eval_within_alphabet=protocol.within_alphabet,
+      checkpoint_step=None if step is None else int(step),
       eval_seconds=round(time.time() - t0, 2))
   rows = [dict(r, query_flops=query_flops)
           for r in evaluation.rows(result, settings=settings, flops=adapt_flops)]

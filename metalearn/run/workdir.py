@@ -151,8 +151,9 @@ def write_evaluation(workdir: str, step: Optional[int], protocol: EvalProtocol,
 
 def protocol_of_rows(rows: list[dict], run_config: Optional[dict]) -> EvalProtocol:
   """The protocol an evaluation's rows record. Rows written before ``eval_batch``,
-  ``eval_bn_mode`` or ``eval_rotate`` were recorded took the run's ``eval.batch``, the
-  meta-training batch-norm mode and no rotation.
+  ``eval_bn_mode``, ``eval_rotate`` or ``eval_within_alphabet`` were recorded took the
+  run's ``eval.batch``, the meta-training batch-norm mode, no rotation and classes from
+  the whole split.
 
   Raises:
     ValueError: the rows lack ``eval_batch`` and there is no run config to read it from.
@@ -169,23 +170,26 @@ def protocol_of_rows(rows: list[dict], run_config: Optional[dict]) -> EvalProtoc
       queries=int(r["eval_queries"]), steps=tuple(sorted({int(x["k"]) for x in rows})),
       inner_lr=float(r["eval_inner_lr"]), bn_mode=r.get("eval_bn_mode") or r["bn_mode"],
       seed=int(r["eval_seed"]), batch=int(min(batch, r["episodes"])),
-      episodes=int(r["episodes"]), rotate=bool(r.get("eval_rotate", False)))
+      episodes=int(r["episodes"]), rotate=bool(r.get("eval_rotate", False)),
+      within_alphabet=bool(r.get("eval_within_alphabet", False)))
 
 
 # Row settings that fix which episodes an evaluation drew.
 EPISODE_KEYS = ("data", "eval_split", "eval_seed", "eval_batch", "eval_ways",
-                "eval_shots", "eval_queries")
+                "eval_shots", "eval_queries", "eval_within_alphabet")
 
 
 def episode_settings(rows_path: str) -> dict:
   """The settings in ``EPISODE_KEYS`` of the evaluation whose rows are ``rows_path``.
   Rows written before ``eval_batch`` was recorded take the run's ``eval.batch`` from
-  its ``config.json`` (``<run>/eval/<file>`` -> ``<run>/config.json``).
+  its ``config.json`` (``<run>/eval/<file>`` -> ``<run>/config.json``); rows written
+  before ``eval_within_alphabet`` drew classes from the whole split.
 
   Raises:
     ValueError: an old rows file and no ``config.json`` to read its batch from.
   """
   row = _read_rows(rows_path)[0]
+  row.setdefault("eval_within_alphabet", False)
   if "eval_batch" not in row:
     run_dir = os.path.dirname(os.path.dirname(os.path.abspath(rows_path)))
     config = read_json(run_dir, CONFIG)

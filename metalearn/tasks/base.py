@@ -49,6 +49,9 @@ class TaskKind:
     size_keys: config keys that set how many distinct meta-training tasks or classes
       there are (the data axis of the compute-scaling sweep).
     check: extra config checks, ``check(config)`` raising ``ConfigError``.
+    alphabets: its families can draw every class of an episode from one alphabet
+      (``config.within_alphabet``, ``config.eval.within_alphabet``); the config
+      refuses those keys for kinds without.
   """
 
   name: str
@@ -57,6 +60,7 @@ class TaskKind:
   data_name: Callable[[Any], str]
   size_keys: tuple[str, ...] = ()
   check: Optional[Callable[[Any], None]] = None
+  alphabets: bool = False
 
 
 def abstract_episodes(family: TaskFamily, num_tasks: Optional[int]) -> Episode:

@@ -37,12 +37,16 @@ class ClassImages:
       across splits, so ids of two splits can be compared for disjointness. Each
       loader documents its numbering.
     name: dataset and split, e.g. ``"omniglot/maml/train"``.
+    alphabet_ids: ``[C]`` int32 global id of each class's alphabet (Omniglot; every
+      turn of a character is in its alphabet), or None for data sets without
+      alphabets. Within-alphabet episodes (``sampling.py``) draw from one of them.
   """
 
   images: np.ndarray
   class_names: tuple[str, ...]
   class_ids: np.ndarray
   name: str
+  alphabet_ids: np.ndarray | None = None
 
   def __post_init__(self):
     if self.images.dtype != np.uint8 or self.images.ndim != 5:
@@ -54,6 +58,9 @@ class ClassImages:
       raise ValueError(
           f"ClassImages: {num_classes} classes but {len(self.class_names)} names and "
           f"class_ids of shape {self.class_ids.shape}")
+    if self.alphabet_ids is not None and self.alphabet_ids.shape != (num_classes,):
+      raise ValueError(f"ClassImages: {num_classes} classes but alphabet_ids of shape "
+                       f"{self.alphabet_ids.shape}")
 
   @property
   def num_classes(self) -> int:
@@ -75,7 +82,9 @@ class ClassImages:
         images=self.images[rows],
         class_names=tuple(self.class_names[r] for r in rows),
         class_ids=self.class_ids[rows].astype(np.int32),
-        name=name or self.name)
+        name=name or self.name,
+        alphabet_ids=None if self.alphabet_ids is None
+        else self.alphabet_ids[rows].astype(np.int32))
 
 
 def num_kept_classes(num_classes: int, count: int = 0, fraction: float = 0.0,

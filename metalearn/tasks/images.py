@@ -46,10 +46,14 @@ class ImageTasks:
     self.episodes.check(data)
     return data
 
-  def abstract_data(self) -> jax.ShapeDtypeStruct:
+  def abstract_data(self) -> jax.ShapeDtypeStruct | sampling.ImageData:
     e = self.episodes
-    return jax.ShapeDtypeStruct((e.ways, e.shots + e.queries + _SPARE)
-                                + self.input_shape(), jnp.uint8)
+    images = jax.ShapeDtypeStruct((e.ways, e.shots + e.queries + _SPARE)
+                                  + self.input_shape(), jnp.uint8)
+    if not e.within_alphabet:
+      return images
+    ids = jax.ShapeDtypeStruct((e.ways,), jnp.int32)
+    return sampling.ImageData(images=images, class_ids=ids, alphabet_ids=ids)
 
 
 def make(config, evaluation: bool) -> ImageTasks:
@@ -58,17 +62,25 @@ def make(config, evaluation: bool) -> ImageTasks:
   shots = (e and e.shots) or config.shots
   queries = (e and e.queries) or config.queries
   rotate = config.eval.rotate if evaluation else config.rotate
+  within = config.eval.within_alphabet if evaluation else config.within_alphabet
   return ImageTasks(sampling.ImageTaskFamily(ways=ways, shots=shots, queries=queries,
-                                             rotate=bool(rotate)), config.data)
+                                             rotate=bool(rotate),
+                                             within_alphabet=bool(within)), config.data)
 
 
 def _check(config) -> None:
   if config.sinusoid_pool:
     raise ConfigError("config.sinusoid_pool: sets the sinusoid task pool; image tasks "
                       "use data.num_train_classes or data.train_class_fraction")
+  for key, value in (("within_alphabet", config.within_alphabet),
+                     ("eval.within_alphabet", config.eval.within_alphabet)):
+    if value and config.data.name != "omniglot":
+      raise ConfigError(f"config.{key}: draws an episode's classes from one alphabet; "
+                        f"config.data.name={config.data.name!r} has no alphabets "
+                        "(only 'omniglot' has)")
 
 
 KIND = base.TaskKind(name="images", make=make, loss="xent",
                      data_name=lambda c: c.data.name,
                      size_keys=("data.train_class_fraction", "data.num_train_classes"),
-                     check=_check)
+                     check=_check, alphabets=True)

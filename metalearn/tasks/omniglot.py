@@ -36,7 +36,9 @@ tasks; set ``eval_rotations`` to reproduce that.) ``num_train_classes`` /
 characters before rotation.
 
 Class ids: ``4 * character_index + quarter_turns`` in every split (rotation 0 when
-not rotated), so ids are comparable across splits and settings.
+not rotated), so ids are comparable across splits and settings. Alphabet ids: each
+class's alphabet in global alphabet order (the 30 background alphabets sorted, then the
+20 evaluation ones), for within-alphabet episodes (``sampling.py``).
 """
 
 import dataclasses
@@ -91,6 +93,12 @@ class Characters:
   @property
   def names(self) -> tuple[str, ...]:
     return tuple(f"{a}/{c}" for a, c in zip(self.alphabets, self.characters))
+
+  @property
+  def alphabet_ids(self) -> np.ndarray:
+    """``[1623]`` int32: each character's alphabet, numbered in global order."""
+    order = {a: i for i, a in enumerate(dict.fromkeys(self.alphabets))}
+    return np.asarray([order[a] for a in self.alphabets], dtype=np.int32)
 
 
 def _fetch(url: str) -> bytes:
@@ -367,10 +375,12 @@ def rotated_classes(chars: Characters, indices: np.ndarray, rotations: bool,
   """
   images = chars.images[indices]
   names = chars.names
+  alphabet_ids = chars.alphabet_ids[indices]
   if not rotations:
     return ClassImages(
         images=images, class_names=tuple(names[i] for i in indices),
-        class_ids=(NUM_ROTATIONS * np.asarray(indices)).astype(np.int32), name=name)
+        class_ids=(NUM_ROTATIONS * np.asarray(indices)).astype(np.int32), name=name,
+        alphabet_ids=alphabet_ids)
   rotated = np.stack([np.rot90(images, k, axes=(2, 3)) for k in range(NUM_ROTATIONS)],
                      axis=1)
   return ClassImages(
@@ -379,7 +389,7 @@ def rotated_classes(chars: Characters, indices: np.ndarray, rotations: bool,
                         for i in indices for k in range(NUM_ROTATIONS)),
       class_ids=(NUM_ROTATIONS * np.asarray(indices)[:, None]
                  + np.arange(NUM_ROTATIONS)[None, :]).reshape(-1).astype(np.int32),
-      name=name)
+      name=name, alphabet_ids=np.repeat(alphabet_ids, NUM_ROTATIONS))
 
 
 def load_split(data_dir: str, split: str, *, protocol: str = "maml", seed: int = 1,
