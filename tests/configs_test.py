@@ -14,6 +14,12 @@ VARIANTS = {
                  "5way1shot,smoke", "20way1shot,reference", "fomaml,reference"],
     "omniglot_reptile": ["", "smoke"],
     "miniimagenet": ["5way1shot", "5way5shot", "fomaml", "smoke"],
+    "omniglot_anil": ["5way1shot", "20way1shot", "first_order", "smoke"],
+    "omniglot_protonet": ["5way1shot", "20way1shot", "smoke"],
+    "omniglot_metasgd": ["5way1shot", "5way5shot", "20way1shot", "20way5shot", "smoke"],
+    "omniglot_mamlpp": ["20way1shot", "maxpool", "smoke"],
+    "omniglot_imaml": ["5way1shot", "20way1shot", "smoke"],
+    "omniglot_lake": ["maml_20way1shot", "protonet_20way1shot", "within_train", "smoke"],
 }
 
 
