@@ -52,6 +52,24 @@ def omniglot_base():
   return c
 
 
+def maml_protocol(c, *, num_steps: int = 60000, val_every: int = 5000) -> None:
+  """MAML's Omniglot schedule and test protocol, which the other learners' Omniglot
+  configs share: Adam at 1e-3, a log line every 100 meta-steps and a checkpoint every
+  1000, validation on 200 episodes, the test on 600 episodes with 15 queries per class
+  scored at ``eval.steps`` (set by each config)."""
+  c.outer.lr = 1e-3
+  c.num_steps = num_steps
+  c.log_every = 100
+  c.checkpoint_every = 1000
+  c.val.every = val_every
+  c.val.episodes = 200
+  c.eval.split = "test"
+  c.eval.episodes = 600
+  c.eval.queries = 15
+  c.eval.eval_steps = ()
+  c.eval.batch = 50
+
+
 def get_config(arg: str = ""):
   args = config_lib.parse_args(arg)
   c = omniglot_base()
@@ -63,18 +81,8 @@ def get_config(arg: str = ""):
   c.inner.steps = 5 if twenty else 1
   c.inner.lr = 0.1 if twenty else 0.4
   c.meta_batch = 16 if twenty else 32
-  c.outer.lr = 1e-3
-  c.num_steps = 60000
-  c.log_every = 100
-  c.checkpoint_every = 1000
-  c.val.every = 5000
-  c.val.episodes = 200
-  c.eval.split = "test"
-  c.eval.episodes = 600
-  c.eval.queries = 15
+  maml_protocol(c)
   c.eval.steps = 5 if twenty else 3
-  c.eval.eval_steps = ()
-  c.eval.batch = 50
   if "reference" in args:
     c.inner.lr *= c.ways  # α on sum(loss) / K  ==  N·α on mean(loss).
     c.model.head = "mean"

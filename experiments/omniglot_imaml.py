@@ -55,18 +55,8 @@ def get_config(arg: str = ""):
   c.imaml.cg_steps = 5
   c.imaml.test_proximal = True
   c.meta_batch = 16 if twenty else 32
-  c.outer.lr = 1e-3
-  c.num_steps = 20000
-  c.log_every = 100
-  c.checkpoint_every = 1000
-  c.val.every = 2000
-  c.val.episodes = 200
-  c.eval.split = "test"
-  c.eval.episodes = 600
-  c.eval.queries = 15
+  omniglot.maml_protocol(c, num_steps=20000, val_every=2000)
   c.eval.steps = c.inner.steps
-  c.eval.eval_steps = ()
-  c.eval.batch = 50
   if "smoke" in args:
     config_lib.shrink_for_smoke(c)
   return c

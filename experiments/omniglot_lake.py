@@ -64,17 +64,9 @@ def get_config(arg: str = ""):
   c.data.rotations = True
   c.data.eval_rotations = False  # Lake tested unrotated characters.
   c.within_alphabet = "within_train" in args
-  c.outer.lr = 1e-3
-  c.log_every = 100
-  c.checkpoint_every = 1000
-  c.val.every = 5000
-  c.val.episodes = 200
-  c.eval.split = "test"
+  omniglot.maml_protocol(c)
   c.eval.within_alphabet = True
   c.eval.ways, c.eval.shots, c.eval.queries = 20, 1, 1
-  c.eval.episodes = 600
-  c.eval.eval_steps = ()
-  c.eval.batch = 50
   if "protonet_20way1shot" in args:
     if "maml_20way1shot" in args:
       raise ConfigError("experiments/omniglot_lake.py: maml_20way1shot and "

@@ -47,18 +47,8 @@ def get_config(arg: str = ""):
   c.metasgd.init_lr_low = 0.005
   c.metasgd.init_lr_high = 0.1
   c.meta_batch = 16 if twenty else 32
-  c.outer.lr = 1e-3
-  c.num_steps = 60000
-  c.log_every = 100
-  c.checkpoint_every = 1000
-  c.val.every = 5000
-  c.val.episodes = 200
-  c.eval.split = "test"
-  c.eval.episodes = 600
-  c.eval.queries = 15
+  omniglot.maml_protocol(c)
   c.eval.steps = 1
-  c.eval.eval_steps = ()
-  c.eval.batch = 50
   if "smoke" in args:
     config_lib.shrink_for_smoke(c)
   return c

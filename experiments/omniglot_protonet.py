@@ -43,20 +43,11 @@ def get_config(arg: str = ""):
   c.ways, c.shots, c.queries = 60, 1, 5
   c.inner.steps = 0  # No inner loop.
   c.meta_batch = 1
-  c.outer.lr = 1e-3
-  c.num_steps = 20000
-  c.log_every = 100
-  c.checkpoint_every = 1000
-  c.val.every = 2000
-  c.val.episodes = 200
-  c.eval.split = "test"
+  omniglot.maml_protocol(c, num_steps=20000, val_every=2000)
   c.eval.ways = 20 if "20way1shot" in args else 5
   c.eval.shots = 1
-  c.eval.queries = 15
   c.eval.steps = 0
-  c.eval.eval_steps = ()
-  c.eval.episodes = 1000
-  c.eval.batch = 50
+  c.eval.episodes = 1000  # The paper's 1000 test episodes.
   if "smoke" in args:
     config_lib.shrink_for_smoke(c)
   return c
