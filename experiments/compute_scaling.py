@@ -18,8 +18,9 @@ checked against gradient descent's exact expected curve and the Bayes floor.
 ``sinusoid`` (MAML, the earlier default), ``noise=σ`` (the sinusoid with Gaussian
 noise on every target: a known Bayes floor above 0), ``omniglot`` (5-way 1-shot,
 first-order MAML; data in ../shared/data), ``omniglot,grid`` (its width × steps and
-classes × steps grids, 3 seeds, 16,000 meta-steps per run: about 13 CPU-hours, not run
-yet), ``smoke`` (a wiring check of any of them),
+classes × steps grids, 3 seeds, 16,000 meta-steps per run: about 13 CPU-hours;
+``first_seed=M`` leaves out the seeds below M, so two processes can share a workdir),
+``smoke`` (a wiring check of any of them),
 ``steps=N`` (meta-steps per setting), ``seeds=N`` and ``base_seeds=N``; for the
 sinusoid ``k256`` (test-time k on to 256). Any key can be overridden, e.g.
 ``--config.run.num_steps=500``.
@@ -230,13 +231,16 @@ def _omniglot(args: dict) -> ml_collections.ConfigDict:
   run = omniglot.get_config("5way1shot,fomaml")
   run.meta_batch = 16
   if "grid" in args:  # Width × steps and classes × steps, 3 seeds: about 13 CPU-hours.
+    # ``first_seed=M`` drops seeds below M: two processes can share one workdir, each
+    # training its own seeds (e.g. ``seeds=2`` and ``first_seed=2``).
+    first = int(args.get("first_seed", 0))
     _schedule(run, int(args.get("steps", 16000)), 500, 500, OCTAVES, 50)
     s = ml_collections.ConfigDict(dict(
         k_train=(1,), shots=(), width=(8, 16, 32, 64), tasks=(0.125, 0.25, 0.5, 0.0),
         tasks_key="data.train_class_fraction", order=("width", "tasks"),
         steps=(250, 500, 1000, 2000, 4000, 8000), steps_for=("width", "tasks"),
-        seeds=tuple(range(int(args.get("seeds", 3)))),
-        base_seeds=tuple(range(int(args.get("base_seeds", 3)))),
+        seeds=tuple(range(first, int(args.get("seeds", 3)))),
+        base_seeds=tuple(range(first, int(args.get("base_seeds", 3)))),
         base_episodes=300, episodes=300))
     return _sweep(run, s, metrics=("error", "loss"), notes=[
         "First-order MAML, meta-batch 16, 16,000 meta-steps per run; every run scored "

@@ -21,15 +21,18 @@ product); every trained model is evaluated once over all test-time inner steps
 
 Each point trains in its own sub-workdir through ``run.loop.train`` (so it resumes from
 its checkpoints) and is skipped once its evaluation under its own protocol exists, so a
-killed sweep continues where it stopped. An evaluated point reads the checkpoints of its
-``home`` point; a ``steps`` point is scored on the way, by training its home to that
-step, scoring, and training on (the outer schedule must be constant, so that stopping
-does not change the run). ``collect`` reads the rows back, adds each point's settings
-and its meta-training FLOPs, and is all that analysis and plots read.
+killed sweep continues where it stopped; several processes can share a workdir (each
+holds a lock on the home run it works on and skips the homes others hold). An
+evaluated point reads the checkpoints of its ``home`` point; a ``steps`` point is
+scored on the way, by training its home to that step, scoring, and training on (the
+outer schedule must be constant, so that stopping does not change the run).
+``collect`` reads the rows back, adds each point's settings and its meta-training
+FLOPs, and is all that analysis and plots read.
 """
 
 import copy
 import dataclasses
+import fcntl
 import os
 import time
 from typing import Any, Callable, Optional
@@ -50,6 +53,8 @@ from metalearn.run import workdir as workdir_lib
 
 from metalearn import models
 
+# The lock file in a home run's directory held while a process trains or scores it.
+LOCK = ".sweep.lock"
 TRAINED_AXES = ("k_train", "shots", "train_shots", "tasks", "width")
 # A trained axis's runs scored along their meta-training steps (``sweep.steps_for``):
 # ``tasks_steps`` is the number of tasks jointly with meta-training length.
@@ -347,25 +352,68 @@ def run(sweep_config: ml_collections.ConfigDict, workdir: str,
   log_fn(f"sweep: {len(points)} points, {len(points) - len(todo)} already done, "
          f"{sum(costs[p.name] for p in todo):.3g} FLOPs to go")
   t0, spent, done = time.time(), 0.0, 0
-  for i, p in enumerate(points, 1):
-    if p not in todo:
-      continue
-    rest = todo[todo.index(p):]
-    left = sum(costs[q.name] for q in rest)
-    # Half by FLOPs, half by points: small points cost mostly compilation and setup.
-    eta = ((time.time() - t0) * (0.5 * left / spent + 0.5 * len(rest) / done)
-           if spent and done else float("nan"))
-    log_fn(f"point {i}/{len(points)} {p.name}: {p.axis}={p.value} | "
-           f"{costs[p.name]:.3g} FLOPs | ETA {_fmt(eta)}")
-    start = time.time()
-    if not _score(p, workdir, log_fn):
-      continue
-    info = dict(infos[p.name], seconds=round(time.time() - start, 1))
-    workdir_lib.write_json(workdir_lib.point_dir(workdir, p.name), workdir_lib.POINT, info)
-    spent += costs[p.name]
-    done += 1
-    log_fn(f"point {i}/{len(points)} {p.name} done in {time.time() - start:.0f}s")
+  lock = _HomeLock(workdir)
+  try:
+    for i, p in enumerate(points, 1):
+      if p not in todo:
+        continue
+      if not lock.hold(p.home):
+        log_fn(f"point {i}/{len(points)} {p.name}: skipped, another process is "
+               f"training or scoring {p.home}")
+        continue
+      if is_done(p, workdir):  # Another process finished it since the list was made.
+        continue
+      rest = todo[todo.index(p):]
+      left = sum(costs[q.name] for q in rest)
+      # Half by FLOPs, half by points: small points cost mostly compilation and setup.
+      eta = ((time.time() - t0) * (0.5 * left / spent + 0.5 * len(rest) / done)
+             if spent and done else float("nan"))
+      log_fn(f"point {i}/{len(points)} {p.name}: {p.axis}={p.value} | "
+             f"{costs[p.name]:.3g} FLOPs | ETA {_fmt(eta)}")
+      start = time.time()
+      if not _score(p, workdir, log_fn):
+        continue
+      info = dict(infos[p.name], seconds=round(time.time() - start, 1))
+      workdir_lib.write_json(workdir_lib.point_dir(workdir, p.name), workdir_lib.POINT,
+                             info)
+      spent += costs[p.name]
+      done += 1
+      log_fn(f"point {i}/{len(points)} {p.name} done in {time.time() - start:.0f}s")
+  finally:
+    lock.release()
   return points
+
+
+class _HomeLock:
+  """An exclusive ``flock`` on one home run at a time, so that several sweep processes
+  can share a workdir: a process works only on points whose home (the run it trains
+  or reads) it holds, and skips those another process holds. The kernel drops the
+  lock when its process dies, so a killed sweep leaves nothing stale behind."""
+
+  def __init__(self, workdir: str):
+    self._workdir, self._home, self._fd = workdir, None, None
+
+  def hold(self, home: str) -> bool:
+    """Holds ``home``'s lock (releasing the one held before); False if it is taken."""
+    if home == self._home:
+      return True
+    self.release()
+    path = workdir_lib.point_dir(self._workdir, home)
+    os.makedirs(path, exist_ok=True)
+    fd = os.open(os.path.join(path, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      os.close(fd)
+      return False
+    self._home, self._fd = home, fd
+    return True
+
+  def release(self) -> None:
+    if self._fd is not None:
+      fcntl.flock(self._fd, fcntl.LOCK_UN)
+      os.close(self._fd)
+    self._home, self._fd = None, None
 
 
 def _fmt(seconds: float) -> str:
