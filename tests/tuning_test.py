@@ -8,6 +8,7 @@ import pytest
 from experiments import linreg
 from metalearn.errors import ConfigError
 from metalearn.run import loop
+from metalearn.run import scoring
 from metalearn.run import tuning
 from metalearn.run import workdir as workdir_lib
 
@@ -31,8 +32,17 @@ def test_picks_the_lowest_validation_loss_per_k_and_reports_test_values(run):
   rows = tuning.tune(c, workdir, lrs, step=10)
   evals = workdir_lib.evaluations(workdir)
   val = {e.protocol.inner_lr: e for e in evals if e.protocol.split == "val"}
-  test = {e.protocol.inner_lr: e for e in evals if e.protocol.split == "test"}
-  assert sorted(val) == sorted(test) == list(lrs)
+  tested = {e.protocol.inner_lr for e in evals if e.protocol.split == "test"}
+  assert sorted(val) == list(lrs)
+  # Test episodes are scored only at the rates picked at some k > 0; score the others
+  # here (independently) to check the pick against every rate's test values.
+  assert tested == {r["eval_inner_lr"] for r in rows if r["k"] > 0}
+  for lr in lrs:
+    if lr not in tested:
+      scoring.evaluate(tuning._with(c, inner_lr=lr), workdir, step=10)
+  test = {e.protocol.inner_lr: e for e in workdir_lib.evaluations(workdir)
+          if e.protocol.split == "test"}
+  assert sorted(test) == list(lrs)
   ks = test[lrs[0]].protocol.steps
   for i, k in enumerate(ks):
     best = min(lrs, key=lambda lr: val[lr].values()["loss"][:, i].mean())

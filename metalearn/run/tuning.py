@@ -3,13 +3,13 @@
 A rate tuned for the K_train steps of meta-training is not the best for k = 256 test-time
 steps (too large and the adaptation diverges, too small and it stops short), so a curve
 scored at one fixed rate can make large k look useless for the wrong reason. ``tune``
-scores a checkpoint at every candidate rate on validation episodes and on test episodes
-(ordinary evaluations, ``scoring.evaluate``, each one resumable and kept), and for each k
-picks the rate with the lowest mean validation query loss; the tuned curve reports the
-test values at the picked rates. Validation and test episodes are disjoint: validation
-uses ``val_split`` (for images its own classes) and the evaluation seed plus
-``VALIDATION_SEED_OFFSET`` (for synthetic families, whose splits all draw fresh tasks,
-that alone makes them different tasks).
+scores a checkpoint at every candidate rate on validation episodes (ordinary evaluations,
+``scoring.evaluate``, each one resumable and kept), for each k picks the rate with the
+lowest mean validation query loss, and scores the test episodes at the rates picked at
+some k only; the tuned curve reports the test values at the picked rates. Validation
+and test episodes are disjoint: validation uses ``val_split`` (for images its own
+classes) and the evaluation seed plus ``VALIDATION_SEED_OFFSET`` (for synthetic
+families, whose splits all draw fresh tasks, that alone makes them different tasks).
 
 The tuned curve is written as an evaluation of its own (``tuned_<stem>.jsonl`` and
 ``.npz`` in the run's ``eval/``): one row per (metric, k) with ``eval_inner_lr`` the
@@ -107,18 +107,27 @@ def tune(config: ml_collections.ConfigDict, workdir: str, lrs: Sequence[float], 
   if not lrs or min(lrs) <= 0:
     raise ConfigError(f"--inner_lrs={lrs}: give one or more rates > 0")
   val_keys = _val_keys(config, val_split, val_episodes)
-  test, val = [], []
+  val = []
   for lr in lrs:
-    logging.info("inner lr %g: validation, then test", lr)
+    logging.info("inner lr %g: validation", lr)
     val.append(_scored(_with(config, inner_lr=lr, **val_keys), workdir, step))
-    test.append(_scored(_with(config, inner_lr=lr), workdir, step))
-  ks = test[0].protocol.steps
+  ks = val[0].protocol.steps
   val_loss = np.stack([v.values()[SELECT_ON].mean(0) for v in val])  # [L, P]
-  pick = np.argmin(val_loss, axis=0)  # [P]; at k = 0 every rate scores the same.
-  test_values = [t.values() for t in test]
+  pick = np.argmin(val_loss, axis=0)  # [P]
+  adapted = [i for i, k in enumerate(ks) if k > 0]
+  if adapted:  # At k = 0 every rate scores the same: take one that is tested anyway.
+    pick[[i for i, k in enumerate(ks) if k == 0]] = pick[adapted[0]]
+  # Test episodes only at the rates picked somewhere (often one rate at every k).
+  test = {}
+  for j in sorted(set(pick.tolist())):
+    logging.info("inner lr %g: test (picked at k in %s)", lrs[j],
+                 [int(k) for i, k in enumerate(ks) if pick[i] == j])
+    test[j] = _scored(_with(config, inner_lr=lrs[j]), workdir, step)
+  test_values = {j: t.values() for j, t in test.items()}
+  first = test[pick[0]]
   values = {m: np.stack([test_values[pick[i]][m][:, i] for i in range(len(ks))], axis=1)
-            for m in test_values[0]}
-  base = {(r["metric"], r["k"]): r for r in test[0].rows()}
+            for m in test_values[pick[0]]}
+  base = {(r["metric"], r["k"]): r for r in first.rows()}
   rows = []
   for m in sorted(values):
     for i, k in enumerate(ks):
@@ -131,7 +140,8 @@ def tune(config: ml_collections.ConfigDict, workdir: str, lrs: Sequence[float], 
                        val_loss=float(val_loss[pick[i], i]),
                        at_grid_edge=bool(k > 0 and pick[i] in (0, len(lrs) - 1)
                                          and len(lrs) > 1)))
-  stem = tuned_stem(workdir, step, test[0].protocol, lrs, val[0].protocol)
+  named = config_lib.eval_protocol(_with(config, inner_lr=lrs[0]))  # As before: lrs[0].
+  stem = tuned_stem(workdir, step, named, lrs, val[0].protocol)
   atomic.write_npz(stem + ".npz", eval_steps=np.asarray(ks), **values)
   atomic.write_text(stem + ".jsonl", "".join(json.dumps(r) + "\n" for r in rows))
   edge = [int(k) for i, k in enumerate(ks)

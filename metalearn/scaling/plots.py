@@ -21,7 +21,8 @@ from metalearn.scaling import fits as fits_lib  # noqa: E402
 from metalearn.scaling.analysis import AXIS_FIELD  # noqa: E402
 
 _BARS = ("error bars: 95% intervals over training seeds × evaluation episodes; over "
-         "episodes only for settings trained with one seed")
+         "episodes only for settings trained with one seed; a rate's interval clipped "
+         "to [0, 1]")
 COLORS = {"power_law_floor": "C0", "power_law": "C2", "sigmoid_log": "C3", "m4": "C4"}
 LABELS = {"error": "error (1 − accuracy)", "loss": "query loss"}
 
@@ -30,6 +31,20 @@ def _label(metric: str) -> str:
   if metric.startswith("mse>"):
     return f"failure rate (MSE > {metric[4:]})"
   return LABELS.get(metric, metric)
+
+
+def _is_rate(metric: str) -> bool:
+  return metric == "error" or metric.startswith("mse>")
+
+
+def _errorbar(ax, metric: str, x, mean, ci, **kw):
+  """``ax.errorbar`` with a rate's interval clipped to [0, 1], the values a rate can
+  take (a few seeds' t multiplier can carry a normal interval past them)."""
+  mean, ci = np.asarray(mean, float), np.asarray(ci, float)
+  if _is_rate(metric):
+    ci = np.stack([np.minimum(ci, np.maximum(mean, 0.0)),
+                   np.minimum(ci, np.maximum(1.0 - mean, 0.0))])
+  return ax.errorbar(x, mean, ci, **kw)
 
 
 def _finish_log_log(ax, xlabel: str, metric: str, title: str = "") -> None:
@@ -92,8 +107,8 @@ def _test_time_panel(ax, tt: dict, metric: str, tuned: Optional[dict] = None) ->
   fitted = k >= 1
   _seed_lines(ax, c[fitted], np.array(tt.get("seed_means", []))[:, fitted]
               if tt.get("seed_means") else [])
-  ax.errorbar(c[fitted], y[fitted], ci[fitted], fmt="o", color="k", ms=4, capsize=2,
-              label="measured (95% CI, seeds × episodes)", zorder=5)
+  _errorbar(ax, metric, c[fitted], y[fitted], ci[fitted], fmt="o", color="k", ms=4, capsize=2,
+            label="measured (95% CI, seeds × episodes)", zorder=5)
   if (k == 0).any():
     ax.axhline(y[k == 0][0], color="0.5", ls=":", lw=1,
                label=f"k = 0, no adaptation: {y[k == 0][0]:.3g} (0 FLOPs)")
@@ -130,9 +145,9 @@ def _test_time_panel(ax, tt: dict, metric: str, tuned: Optional[dict] = None) ->
   if tuned:  # The same model at the inner rate chosen per k on validation.
     kt = np.array(tuned["k"])
     pos = kt >= 1
-    ax.errorbar(np.array(tuned["adaptation_flops"])[pos], np.array(tuned["mean"])[pos],
-                np.array(tuned["ci95"])[pos], fmt="s", color="C1", ms=3.5, capsize=2,
-                mfc="none", label="inner rate chosen per k on validation", zorder=4)
+    _errorbar(ax, metric, np.array(tuned["adaptation_flops"])[pos], np.array(tuned["mean"])[pos],
+              np.array(tuned["ci95"])[pos], fmt="s", color="C1", ms=3.5, capsize=2,
+              mfc="none", label="inner rate chosen per k on validation", zorder=4)
   known = tt.get("known_floor")
   if known:
     ax.axhline(known["value"], color="C2", ls="-.", lw=1.2,
@@ -152,9 +167,9 @@ def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
   res = fits[metric]
   tt = res["test_time"]
   pos = np.array(tt["k"]) >= 1
-  ax_t.errorbar(np.array(tt["adaptation_flops"])[pos], np.array(tt["mean"])[pos],
-                np.array(tt["ci95"])[pos], fmt="-o", ms=3, color="k", capsize=2,
-                label="inner steps k (base model)")
+  _errorbar(ax_t, metric, np.array(tt["adaptation_flops"])[pos], np.array(tt["mean"])[pos],
+            np.array(tt["ci95"])[pos], fmt="-o", ms=3, color="k", capsize=2,
+            label="inner steps k (base model)")
   # Each shots setting's whole k-curve: the iso-FLOP comparison is over curves, not
   # only at k = K_train.
   shown = list(np.array(tt["mean"])[np.array(tt["k"]) >= 1])
@@ -165,9 +180,9 @@ def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
     pos = np.array(c["k"]) >= 1
     what = ("test-time shots, same model" if g["axis"] == "test_shots" else
             "shots, trained with them")
-    ax_t.errorbar(np.array(c["adaptation_flops"])[pos], np.array(c["mean"])[pos],
-                  np.array(c["ci95"])[pos], fmt="-s", ms=2.5, capsize=1.5,
-                  color=f"C{i + 1}", label=f"{g['eval_shots']} {what}, k = 1 … max")
+    _errorbar(ax_t, metric, np.array(c["adaptation_flops"])[pos], np.array(c["mean"])[pos],
+              np.array(c["ci95"])[pos], fmt="-s", ms=2.5, capsize=1.5,
+              color=f"C{i + 1}", label=f"{g['eval_shots']} {what}, k = 1 … max")
     shown += list(np.array(c["mean"])[pos])
   tasks = [t for t in res["tasks"]]
   _finish_log_log(ax_t, "adaptation FLOPs per episode", metric,
@@ -179,17 +194,17 @@ def _iso_panels(ax_t, ax_m, rows, fits, metric) -> None:
                            ("width", "-v", "C5")):
     e = res["meta_training"].get(axis)
     if e and len(e["values"]) > 1:
-      ax_m.errorbar(e["meta_training_flops"], e["mean"], e["ci95"], fmt=fmt, ms=4,
-                    color=color, capsize=2, label=f"{axis} (at k = K_train)")
+      _errorbar(ax_m, metric, e["meta_training_flops"], e["mean"], e["ci95"], fmt=fmt, ms=4,
+                color=color, capsize=2, label=f"{axis} (at k = K_train)")
       for g, v, x, y in zip(e["groups"], e["values"], e["meta_training_flops"], e["mean"]):
         if axis != "k_train" and g == fits["base"]:
           continue  # The base point is labelled once, on the K_train curve.
         labels.append((f"{axis}={v}", (x, y), color))
   if len(tasks) > 1:  # All at the base's FLOPs: named in the legend, not one by one.
-    ax_m.errorbar([t["meta_training_flops"] for t in tasks], [t["mean"] for t in tasks],
-                  [t["ci95"] for t in tasks], fmt="^", ms=4, color="C2", capsize=2,
-                  label="meta-training tasks " + ", ".join(
-                      f"{t['tasks']:g}" for t in tasks) + " (0 = all/∞)")
+    _errorbar(ax_m, metric, [t["meta_training_flops"] for t in tasks], [t["mean"] for t in tasks],
+              [t["ci95"] for t in tasks], fmt="^", ms=4, color="C2", capsize=2,
+              label="meta-training tasks " + ", ".join(
+                  f"{t['tasks']:g}" for t in tasks) + " (0 = all/∞)")
   _finish_log_log(ax_m, "meta-training FLOPs", metric, "meta-training compute vs data")
   placed = []  # After the log scales: a label too close to one drawn is skipped.
   for text, xy, color in labels:
@@ -283,10 +298,10 @@ def _axes_figure(fits: dict, metric: str):
         ax.fill_between(x, sm.min(0), sm.max(0), color=f"C{i}", alpha=0.15, lw=0,
                         label=None if banded else "shaded: range of the seeds' means")
         banded = True
-      ax.errorbar(x, np.array(c["mean"])[pos], np.array(c["ci95"])[pos], fmt="-o",
-                  ms=2.5, capsize=1.5, color=f"C{i}",
-                  label=f"{g[field]:g}" + (" (base)" if g["axis"] == "base" else "")
-                  + (f", {len(g['seeds'])} seeds" if len(g["seeds"]) > 1 else ""))
+      _errorbar(ax, metric, x, np.array(c["mean"])[pos], np.array(c["ci95"])[pos], fmt="-o",
+                ms=2.5, capsize=1.5, color=f"C{i}",
+                label=f"{g[field]:g}" + (" (base)" if g["axis"] == "base" else "")
+                + (f", {len(g['seeds'])} seeds" if len(g["seeds"]) > 1 else ""))
       shown += list(np.array(c["mean"])[pos])
     _finish_log_log(ax, "adaptation FLOPs per episode (k = 1 … max)", metric,
                     f"k-curves along {AXIS_TITLES[axis]}")
@@ -313,11 +328,11 @@ def _data_figure(fits: dict, metrics: Sequence[str]):
   for ax, panel in zip(axes[0], panels):
     if panel == "shots":
       x = [t["shots"] for t in shots]
-      ax.errorbar(x, [t["mean"] for t in shots], [t["ci95"] for t in shots], fmt="-o",
-                  ms=4, capsize=2, color="C0", label=f"k = {shots[0]['k']} inner steps")
-      ax.errorbar(x, [t["k_max_mean"] for t in shots], [t["k_max_ci95"] for t in shots],
-                  fmt="-s", ms=4, capsize=2, color="C1",
-                  label=f"k = {shots[0]['k_max']} inner steps")
+      _errorbar(ax, metric, x, [t["mean"] for t in shots], [t["ci95"] for t in shots], fmt="-o",
+                ms=4, capsize=2, color="C0", label=f"k = {shots[0]['k']} inner steps")
+      _errorbar(ax, metric, x, [t["k_max_mean"] for t in shots], [t["k_max_ci95"] for t in shots],
+                fmt="-s", ms=4, capsize=2, color="C1",
+                label=f"k = {shots[0]['k_max']} inner steps")
       known = [(t["shots"], t["bayes"]) for t in shots if t["bayes"] is not None]
       if known:
         ax.plot(*zip(*known), "--", color="k", lw=1,
@@ -331,9 +346,9 @@ def _data_figure(fits: dict, metrics: Sequence[str]):
     else:
       traj = trajectories[panel]
       for i, t in enumerate(traj):
-        ax.errorbar(t["steps"], t["mean"], t["ci95"], fmt="-o", ms=3, capsize=1.5,
-                    color=f"C{i}", label=run_name(t)
-                    + (", overfits" if t["overfits"] else ""))
+        _errorbar(ax, metric, t["steps"], t["mean"], t["ci95"], fmt="-o", ms=3, capsize=1.5,
+                  color=f"C{i}", label=run_name(t)
+                  + (", overfits" if t["overfits"] else ""))
       ax.set_xscale("log")
       ax.set_xlabel("meta-training steps (checkpoints along each run)")
       ax.set_title(f"{AXIS_TITLES[panel]} × length, at k = {traj[0]['k']}", fontsize=9)
@@ -427,7 +442,8 @@ def _label_runs(ax, env: Sequence[dict], x_key: str) -> None:
       continue
     placed.append((px, py))
     ax.annotate(f"{group}, {ks}", xy, textcoords="offset points", xytext=(-4, -10),
-                ha="right", fontsize=6)
+                ha="right", fontsize=6, zorder=5,  # Over the line, never through it.
+                bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.85))
 
 
 def _frontier_figure(fits: dict, metrics: Sequence[str]):
@@ -444,6 +460,7 @@ def _frontier_figure(fits: dict, metrics: Sequence[str]):
           color="C3", label="lower envelope")
   _finish_log_log(ax, "adaptation FLOPs per episode", metric,
                   "best error for its test-time compute")
+  _y_scale(ax, [p["error"] for p in env])
   _label_runs(ax, env, "adaptation_flops")  # After the scales: it places in display space.
   if n_test:
     env = fr["total"][n_test]
@@ -453,6 +470,7 @@ def _frontier_figure(fits: dict, metrics: Sequence[str]):
     _finish_log_log(ax, f"meta-training + {int(float(n_test)):,} × adaptation FLOPs",
                     metric, f"best error for its total compute (N_test = "
                     f"{int(float(n_test)):,})")
+    _y_scale(ax, [p["error"] for p in env])
     _label_runs(ax, env, "total_flops")
   return fig
 
