@@ -167,6 +167,28 @@ def compile_table(rows: list[dict]) -> list[str]:
   return out
 
 
+def learners_table(rows: list[dict], memory: list[dict]) -> list[str]:
+  """Every learner on the reference workload (``benchmarks/learners.sh``): meta-steps/s,
+  the compiled step's temporary buffers and the process's peak RSS; then iMAML's and
+  MAML's compiled memory against K."""
+  out = ["| algorithm | K | meta-steps/s | s/step | compiled temp MB | peak RSS GB | "
+         "compile s | date | load |", "|" + " --- |" * 9]
+  for r in rows:
+    out.append(f"| {r['algorithm']} | {r['k_train']} | {r['meta_steps_per_s']:.2f} | "
+               f"{1 / r['meta_steps_per_s']:.2f} | {r['compiled_temp_bytes'] / 1e6:.1f} | "
+               f"{r['peak_rss_bytes'] / 1e9:.2f} | {r['compile_s']:.1f} | "
+               f"{r['date'][:16]} | {r['loadavg'][0]:.1f} |")
+  if memory:
+    out += ["", "| algorithm | K | compiled temp MB | of the same algorithm at its "
+            "smallest K |", "| --- | --- | --- | --- |"]
+    first: dict[str, float] = {}
+    for m in memory:
+      alg, mb = m["algorithm"], m["temp_bytes"] / 1e6
+      first.setdefault(alg, mb)
+      out.append(f"| {alg} | {m['K']} | {mb:.1f} | {mb / first[alg]:.2f}× |")
+  return out
+
+
 def render() -> str:
   parts = []
   meta = _rows("meta_step.jsonl")
@@ -213,6 +235,14 @@ def render() -> str:
               "Wall seconds to lower and compile the meta-step (meta-batch 32, 15 queries "
               "per class), then the median of n steps in that process.", ""]
     parts += compile_table(ct) + [""]
+  learners = _rows("learners.jsonl")
+  if learners:
+    parts += ["### Every learner on the reference workload (`bash benchmarks/learners.sh`)",
+              "", "Omniglot conv net, 5-way 1-shot, 15 queries per class, meta-batch 32, "
+              "real data, each learner's own config file with those settings forced; "
+              "`benchmarks/train_steps.py` per row (one process, compiled, 3 warm-up "
+              "steps, then the timed steps back to back).", ""]
+    parts += learners_table(learners, _rows("learners_memory.jsonl")) + [""]
   ev = _rows("eval_curve.jsonl")
   if ev:
     parts += ["### Evaluation: whole accuracy curve k = 0..K in one pass", ""]

@@ -59,3 +59,18 @@ def test_alternate_table_pairs_processes_in_turn_and_takes_the_median_ratio():
     report.alternate_table(rows[1:])
   interrupted = "\n".join(report.alternate_table(rows + [dict(rows[0], date="d7")]))
   assert "**1.60×**" in interrupted and "last row (maml, d7) has no partner" in interrupted
+
+
+def test_learners_table_gives_seconds_per_step_and_memory_against_the_smallest_k():
+  from benchmarks import report  # pylint: disable=g-import-not-at-top
+  rows = [dict(algorithm="imaml", k_train=5, meta_steps_per_s=0.25,
+               compiled_temp_bytes=52_580_000, peak_rss_bytes=2.5e9, compile_s=12.0,
+               date="2026-12-02T10:00:00+00:00", loadavg=[1.0])]
+  memory = [dict(algorithm="imaml", K=5, temp_bytes=50e6),
+            dict(algorithm="imaml", K=100, temp_bytes=60e6),
+            dict(algorithm="maml", K=1, temp_bytes=40e6),
+            dict(algorithm="maml", K=20, temp_bytes=100e6)]
+  text = "\n".join(report.learners_table(rows, memory))
+  assert "| imaml | 5 | 0.25 | 4.00 | 52.6 | 2.50 | 12.0 | 2026-12-02T10:00 | 1.0 |" in text
+  assert "| imaml | 100 | 60.0 | 1.20× |" in text
+  assert "| maml | 20 | 100.0 | 2.50× |" in text

@@ -38,6 +38,7 @@ from metalearn.scaling import frontier as frontier_lib
 from metalearn.scaling import intervals
 from metalearn.scaling import iso_flop
 from metalearn.scaling import laws
+from metalearn.scaling import size_steps
 from metalearn.scaling import standards
 
 MODELS = fits_lib.DEFAULT_MODELS
@@ -346,11 +347,10 @@ def _test_shots(rows, per_episode, groups, metric, base, bayes: dict) -> list[di
   return out
 
 
-def _trajectories(rows, per_episode, groups, metric, base, axis: str) -> list[dict]:
-  """Error at k = K_train along each run's meta-training steps, per value of a trained
-  ``axis`` (its ``<axis>_steps`` points, and the base run's ``steps``), and whether a
-  run overfits: its last checkpoint significantly worse than its best, paired over the
-  run's seeds and the shared episodes."""
+def _runs_along(groups, axis: str) -> list[tuple[Any, list[dict]]]:
+  """(value, its groups by meta-training steps) for each value of a trained ``axis``
+  whose run was scored along its steps (``<axis>_steps`` points; the base run's are the
+  ``steps`` points), with at least two checkpoints; [] if none was."""
   if not any(g["axis"] == f"{axis}_steps" for g in groups):
     return []
   field = AXIS_FIELD[axis]
@@ -358,11 +358,31 @@ def _trajectories(rows, per_episode, groups, metric, base, axis: str) -> list[di
   for g in groups:
     if g["axis"] in ("base", "steps", axis, f"{axis}_steps"):
       runs.setdefault(g[field], []).append(g)
+  return [(value, sorted(gs, key=lambda g: g["num_steps"]))
+          for value, gs in sorted(runs.items(), key=lambda kv: (kv[0] == 0, kv[0]))
+          if len(gs) >= 2]
+
+
+def _size_steps(rows, per_episode, groups, metric, base) -> dict:
+  """Model width against meta-training length at equal meta-training FLOPs, from the
+  width runs scored along their steps (``size_steps``), at k = K_train."""
+  runs = [size_steps.SizeRun(
+      size=value, flops=tuple(g["meta_training_flops"] for g in gs),
+      values=tuple(_at_k(rows, per_episode, g["group"], metric, base["k_train"])[2]
+                   for g in gs)) for value, gs in _runs_along(groups, "width")]
+  if len(runs) < 2:
+    return {}
+  points = size_steps.envelope(runs)
+  return dict(k=base["k_train"], points=points, summary=size_steps.summary(points))
+
+
+def _trajectories(rows, per_episode, groups, metric, base, axis: str) -> list[dict]:
+  """Error at k = K_train along each run's meta-training steps, per value of a trained
+  ``axis`` (its ``<axis>_steps`` points, and the base run's ``steps``), and whether a
+  run overfits: its last checkpoint significantly worse than its best, paired over the
+  run's seeds and the shared episodes."""
   out = []
-  for value, gs in sorted(runs.items(), key=lambda kv: (kv[0] == 0, kv[0])):
-    gs.sort(key=lambda g: g["num_steps"])
-    if len(gs) < 2:
-      continue
+  for value, gs in _runs_along(groups, axis):
     at = [_at_k(rows, per_episode, g["group"], metric, base["k_train"]) for g in gs]
     means = [iv["mean"] for _, iv, _, _ in at]
     best = int(np.argmin(means))
@@ -373,6 +393,7 @@ def _trajectories(rows, per_episode, groups, metric, base, axis: str) -> list[di
                                     seeds_b=seeds)
     out.append(dict(
         axis=axis, value=value, k=at[0][0], steps=[g["num_steps"] for g in gs],
+        tasks_key=next((r.get("tasks_key") for r in rows), None) or "",
         groups=[g["group"] for g in gs],
         meta_training_flops=[g["meta_training_flops"] for g in gs], mean=means,
         ci95=[iv["ci95"] for _, iv, _, _ in at], best_steps=gs[best]["num_steps"],
@@ -498,6 +519,7 @@ def analyse(rows: Sequence[dict], per_episode: dict[str, np.ndarray], *,
     res["trajectories"] = {
         axis: t for axis in ("tasks", "width", "k_train", "train_shots", "shots")
         if (t := _trajectories(rows, per_episode, groups, metric, base, axis))}
+    res["size_steps"] = _size_steps(rows, per_episode, groups, metric, base)
     res["test_shots"] = _test_shots(rows, per_episode, groups, metric, base,
                                     (known_floor_by_shots or {}).get(metric, {}))
     res["frontier"] = _frontier(rows, per_episode, groups, metric, cfg, rng)

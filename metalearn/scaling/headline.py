@@ -9,6 +9,7 @@ compute. A sentence whose evidence is missing is left out, not softened.
 
 from typing import Optional
 
+from metalearn.scaling import plots as plots_lib
 from metalearn.scaling.statements import fmt, metric_name, pm
 
 
@@ -108,10 +109,41 @@ def _exchange(res: dict, metric: str) -> Optional[str]:
           "compute).")
 
 
+def _size_steps(res: dict, metric: str) -> Optional[str]:
+  ss = res.get("size_steps") or {}
+  ranges = (ss.get("summary") or {}).get("ranges")
+  if not ranges:
+    return None
+  sm = ss["summary"]
+  parts = [f"{r['size']:g} from {fmt(r['start'])} to {fmt(r['to'])}" for r in ranges]
+  grows = ("grows with the budget" if sm["monotone"] else
+           "does not grow monotonically with the budget")
+  return (f"Model width against meta-training length at equal meta-training FLOPs "
+          f"(k = {ss['k']}): the width with the lowest {metric_name(metric)} "
+          f"{grows}: " + "; ".join(parts) + f" FLOPs; the runner-up is worse beyond its "
+          f"95% interval at {sm['decided']} of {sm['budgets']} budgets.")
+
+
+def _tasks_length(res: dict, metric: str) -> Optional[str]:
+  traj = (res.get("trajectories") or {}).get("tasks")
+  if not traj:
+    return None
+  parts = []
+  for t in traj:
+    d = t["last_minus_best"]
+    over = (f", overfits (last minus best {d['diff']:+.3g} ± {d['ci95']:.2g})"
+            if t["overfits"] else "")
+    parts.append(f"{plots_lib.run_name(t)}: {pm(t['mean'][-1], t['ci95'][-1])} after "
+                 f"{t['steps'][-1]}{over}")
+  return (f"Meta-training data × length at k = {traj[0]['k']}: " + "; ".join(parts)
+          + ".")
+
+
 def headline(fits: dict) -> list[str]:
   """The report's leading sentences for the first analysed metric."""
   metric = fits["metrics"][0]
   res = fits[metric]
   out = [_test_time(res["test_time"], metric), _shots(res, metric),
-         _steps(res, metric), _exchange(res, metric)]
+         _steps(res, metric), _size_steps(res, metric), _tasks_length(res, metric),
+         _exchange(res, metric)]
   return [s for s in out if s]

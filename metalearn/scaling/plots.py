@@ -261,7 +261,7 @@ def plot_all(rows: Sequence[dict], fits: dict, out_dir: str, footer: str = ""
   for name, draw in (("residuals.png", _residuals_figure), ("drift.png", _drift_figure),
                      ("frontier.png", _frontier_figure),
                      ("loss_vs_capability.png", _capability_figure),
-                     ("data.png", _data_figure)):
+                     ("data.png", _data_figure), ("size_steps.png", _size_steps_figure)):
     fig = draw(fits, metrics)
     if fig is not None:
       save_figure(fig, os.path.join(out_dir, name), footer)
@@ -363,10 +363,35 @@ def _data_figure(fits: dict, metrics: Sequence[str]):
 
 def run_name(t: dict) -> str:
   """One run along its steps, named by its axis value: 'fresh tasks', '16 tasks',
-  'width = 64' (the legend and the report say the same)."""
+  '0.25 of the classes' (a class fraction), 'width = 64' (the legend and the report say
+  the same)."""
+  if t["axis"] == "tasks" and t.get("tasks_key", "").endswith("fraction"):
+    return "all classes" if not t["value"] else f"{t['value']:g} of the classes"
   if t["axis"] == "tasks":
     return "fresh tasks" if not t["value"] else f"{t['value']:g} tasks"
   return f"{t['axis']} = {t['value']:g}"
+
+
+def _size_steps_figure(fits: dict, metrics: Sequence[str]):
+  """Each width's run along its meta-training FLOPs, and the best width per budget."""
+  metric = metrics[0]
+  res = fits[metric]
+  runs, ss = (res.get("trajectories") or {}).get("width"), res.get("size_steps") or {}
+  if not runs or not ss.get("points"):
+    return None
+  fig, ax = plt.subplots(figsize=(7.5, 4.8))
+  for i, t in enumerate(runs):
+    _errorbar(ax, metric, t["meta_training_flops"], t["mean"], t["ci95"], fmt="-o",
+              ms=3, capsize=1.5, color=f"C{i}", label=run_name(t))
+  best = [(p["budget"], min(p["means"])) for p in ss["points"]]
+  ax.plot(*zip(*best), "-", color="k", lw=5, alpha=0.15, zorder=0,
+          label="lowest at equal FLOPs (interpolated)")
+  _finish_log_log(ax, "meta-training FLOPs (checkpoints along each run)", metric,
+                  f"model width against meta-training length, at k = {ss['k']}")
+  _y_scale(ax, [m for t in runs for m in t["mean"]])
+  chars = int(fig.get_figwidth() * 72 / (8 * 0.55))  # Characters per line at 8 pt.
+  fig.suptitle(textwrap.fill(_BARS, chars), fontsize=8)
+  return fig
 
 
 def _residuals_figure(fits: dict, metrics: Sequence[str]):

@@ -45,9 +45,13 @@ def markdown(fits: dict, context: dict) -> str:
     lines += ["## Headline", ""] + [f"- {s}" for s in lead] + [""]
   lines += ["## What was run", ""] + [f"- {p}" for p in context.get("protocol", [])]
   groups = fits["groups"]
+  along = sorted({g["axis"][:-len("_steps")] for g in groups
+                  if g["axis"].endswith("_steps")})
   lines += [f"- Design: one axis at a time around the base point `{fits['base']}` "
             f"(a star of {len(groups)} settings, not a Cartesian product), so "
-            "interactions between axes are not measured.", ""]
+            "interactions between axes are not measured"
+            + (f", except each of {', '.join(along)} with meta-training length (their "
+               "runs scored along their steps)." if along else "."), ""]
   prov = context.get("provenance")
   if prov:
     lines += ["## Provenance", ""]
@@ -74,6 +78,7 @@ def markdown(fits: dict, context: dict) -> str:
     lines += sections.meta_section(res, metric)
     lines += sections.iso_section(res, metric)
     lines += sections.data_section(res, metric)
+    lines += sections.size_steps_section(res, metric)
     lines += sections.frontier_section(res, metric)
   lines += sections.agreement_section(fits)
   lines += ["## What the data do not support", ""]

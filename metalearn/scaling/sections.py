@@ -181,6 +181,38 @@ def data_section(res: dict, metric: str) -> list[str]:
   return lines + [""]
 
 
+def size_steps_section(res: dict, metric: str) -> list[str]:
+  """Model width against meta-training length at equal meta-training FLOPs."""
+  ss = res.get("size_steps") or {}
+  if not ss.get("points"):
+    return []
+  lines = ["### Model width against meta-training length at equal meta-training FLOPs",
+           "", f"Each width's run is scored along its meta-training steps at k = "
+           f"{ss['k']}; at each budget the widths whose runs pass through it are compared "
+           "(interpolated in log FLOPs between neighbouring checkpoints, none beyond its "
+           "run): a smaller model trained longer against a larger one trained shorter. "
+           "Gap: the runner-up's " + metric_name(metric) + " minus the best's, 95% "
+           "interval with episodes paired and the two widths' seeds independent.", "",
+           f"| meta-training FLOPs | {metric_name(metric)} by width | best | gap to the "
+           "runner-up |", "| --- | --- | --- | --- |"]
+  for p in ss["points"]:
+    by = ", ".join(f"{w:g}: {pm(m, c)}" for w, m, c in zip(p["sizes"], p["means"],
+                                                          p["ci95"]))
+    gap = (f"{p['gap']:+.3g} ± {p['gap_ci95']:.2g} (width {p['runner_up']:g})"
+           + ("" if p["decided"] else ", not decided"))
+    lines.append(f"| {fmt(p['budget'])} | {by} | {p['best']:g} | {gap} |")
+  sm = ss["summary"]
+  ranges = "; ".join(f"width {r['size']:g} from {fmt(r['start'])} to {fmt(r['to'])} "
+                     f"({r['decided']} of {r['n']} budgets decided)" for r in sm["ranges"])
+  lines += ["", f"- Best width by budget: {ranges}. The best width "
+            + ("grows with the budget over the whole measured range."
+               if sm["monotone"] else "does not grow monotonically with the budget."),
+            "- The comparison is between the measured widths only: the best width at a "
+            "budget is not a fitted optimum between them, and a budget only one run "
+            "reaches is not compared.", ""]
+  return lines
+
+
 def interval_note(fits: dict) -> str:
   single = [g["group"] for g in fits["groups"] if len(g["seeds"]) < 2]
   multi = [g["group"] for g in fits["groups"] if len(g["seeds"]) >= 2]
