@@ -189,6 +189,32 @@ def learners_table(rows: list[dict], memory: list[dict]) -> list[str]:
   return out
 
 
+def versus_table(rows: list[dict]) -> list[str]:
+  """Old and new code in turn per configuration (``benchmarks/versus.sh``): each one's
+  median of its processes' median s/step, their spread, and the old/new ratio with the
+  range of the per-pair ratios."""
+  groups: dict[tuple, dict[str, list[dict]]] = {}
+  for r in rows:
+    s = r["settings"]
+    key = (s["algorithm"] + (" (first_order)" if s["first_order"] else ""), s["K"])
+    groups.setdefault(key, {}).setdefault(r["tree"], []).append(r)
+  out = ["| algorithm | K | old s/step (processes) | new s/step (processes) | "
+         "speedup (range over pairs) | revs | load |", "|" + " --- |" * 7]
+  for (alg, k), by in groups.items():
+    old, new = by.get("old", []), by.get("new", [])
+    if not old or not new:
+      continue
+    mo = statistics.median(r["median_s"] for r in old)
+    mn = statistics.median(r["median_s"] for r in new)
+    pairs = [o["median_s"] / n["median_s"] for o, n in zip(old, new)]
+    spread = lambda rs: ", ".join(f"{r['median_s']:.2f}" for r in rs)  # noqa: E731
+    loads = [r["loadavg"][0] for r in old + new]
+    out.append(f"| {alg} | {k} | {mo:.2f} ({spread(old)}) | {mn:.2f} ({spread(new)}) | "
+               f"**{mo / mn:.2f}×** ({min(pairs):.2f}–{max(pairs):.2f}) | "
+               f"{old[0]['rev']} → {new[0]['rev']} | {min(loads):.1f}–{max(loads):.1f} |")
+  return out
+
+
 def render() -> str:
   parts = []
   meta = _rows("meta_step.jsonl")
@@ -235,6 +261,13 @@ def render() -> str:
               "Wall seconds to lower and compile the meta-step (meta-batch 32, 15 queries "
               "per class), then the median of n steps in that process.", ""]
     parts += compile_table(ct) + [""]
+  versus = _rows("versus.jsonl")
+  if versus:
+    parts += ["### Old code against new, processes in turn (`bash benchmarks/versus.sh`)",
+              "", "Reference workload, one process per row (`benchmarks.meta_step "
+              "--steps=10 --nocount_flops`), old and new alternating; speedup = old "
+              "median / new median.", ""]
+    parts += versus_table(versus) + [""]
   learners = _rows("learners.jsonl")
   if learners:
     parts += ["### Every learner on the reference workload (`bash benchmarks/learners.sh`)",

@@ -74,3 +74,17 @@ def test_learners_table_gives_seconds_per_step_and_memory_against_the_smallest_k
   assert "| imaml | 5 | 0.25 | 4.00 | 52.6 | 2.50 | 12.0 | 2026-12-02T10:00 | 1.0 |" in text
   assert "| imaml | 100 | 60.0 | 1.20× |" in text
   assert "| maml | 20 | 100.0 | 2.50× |" in text
+
+
+def test_versus_table_takes_medians_per_tree_and_the_ratio_per_pair():
+  from benchmarks import report  # pylint: disable=g-import-not-at-top
+  def row(tree, median, alg="maml", k=1, first_order=False):
+    return dict(settings=dict(algorithm=alg, K=k, first_order=first_order), tree=tree,
+                rev="aaa" if tree == "old" else "bbb", median_s=median, loadavg=[1.0])
+  rows = [row("old", 1.2), row("new", 0.6), row("old", 1.0), row("new", 0.8),
+          row("old", 1.1), row("new", 0.5), row("old", 2.0, k=5)]
+  text = "\n".join(report.versus_table(rows))
+  # Medians 1.1 and 0.6: 1.83×; pairs 2.0, 1.25, 2.2.
+  assert "| maml | 1 | 1.10 (1.20, 1.00, 1.10) | 0.60 (0.60, 0.80, 0.50) | **1.83×** " \
+         "(1.25–2.20) | aaa → bbb |" in text
+  assert "| maml | 5 |" not in text  # No new row to compare with.

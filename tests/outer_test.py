@@ -171,3 +171,20 @@ def test_metrics_that_cost_forward_passes_are_skipped_unless_logging(algorithm):
   assert float(m_quiet["grad_norm"]) == float(m_loud["grad_norm"]) > 0
   if algorithm == "maml":  # The objective itself is always reported.
     assert float(m_quiet["query_loss_post"]) == float(m_loud["query_loss_post"]) > 0
+
+
+@pytest.mark.parametrize("task_map", ["map", "vmap"])
+def test_pre_adaptation_metrics_are_the_mean_of_each_tasks_query_loss(task_map):
+  optimizer = optax.sgd(0.1)
+  step = outer.make_meta_step(learner=LEARNER, algorithm="maml",
+                              inner=InnerConfig(steps=1, lr=0.05), optimizer=optimizer,
+                              task_family=FAMILY, meta_batch=3, task_map=task_map)
+  state = _state(optimizer)
+  _, metrics = step(state, None, jax.random.key(1), jnp.bool_(True))
+  # The step's own episodes, drawn again, scored one by one with the unadapted theta.
+  k_tasks, _ = jax.random.split(jax.random.fold_in(jax.random.key(1), 0))
+  episodes = FAMILY.sample(k_tasks, None, 3)
+  theta = _state(optimizer).theta  # The step donated its state: the same one again.
+  losses = [float(LEARNER.query_loss(theta, jax.tree.map(lambda x: x[i], episodes))[0])
+            for i in range(3)]
+  np.testing.assert_allclose(float(metrics["query_loss_pre"]), np.mean(losses), rtol=1e-5)
