@@ -147,7 +147,7 @@ def make_meta_step(*, learner: Learner, algorithm: Algorithm | str, inner: Inner
     metrics = jax.tree.map(lambda m: m.mean(0), aux_T)
     if algorithm.has_head:  # Else theta is no whole model to score (Algorithm).
       metrics.update(pre_adaptation_metrics(
-          learner, algorithm.model_params(state.theta), episodes, log, task_map))
+          learner, algorithm.model_params(state.theta), episodes, log))
     metrics["grad_norm"] = optax.tree.norm(grads)
     # Every metric: those skipped on steps that do not log are zeros, and the ones
     # always computed (grad_norm, the support or query loss) catch a divergence.
@@ -160,11 +160,9 @@ def make_meta_step(*, learner: Learner, algorithm: Algorithm | str, inner: Inner
   return compiler.jit(step, donate_argnums=0, fast_compile=fast_compile) if jit else step
 
 
-def pre_adaptation_metrics(learner: Learner, theta: Params, episodes, log: jax.Array,
-                           task_map: str = "vmap") -> dict:
-  """Query metrics of the meta-parameters themselves, computed only when ``log``, with
-  the tasks mapped as the meta-step maps them (``lax.map`` on CPU keeps its buffers to
-  one task's: vmapped, they were most of the step's temporary memory)."""
-  score = map_over_tasks(lambda ep: learner.query_loss(theta, ep)[1], task_map)
+def pre_adaptation_metrics(learner: Learner, theta: Params, episodes, log: jax.Array
+                           ) -> dict:
+  """Query metrics of the meta-parameters themselves, computed only when ``log``."""
+  score = jax.vmap(lambda ep: learner.query_loss(theta, ep)[1])
   metrics_T = algorithms.base.if_logging(log, score, lax.stop_gradient(episodes))
   return {f"query_{k}_pre": v.mean(0) for k, v in metrics_T.items()}
