@@ -173,9 +173,9 @@ def test_metrics_that_cost_forward_passes_are_skipped_unless_logging(algorithm):
     assert float(m_quiet["query_loss_post"]) == float(m_loud["query_loss_post"]) > 0
 
 
-@pytest.mark.parametrize("task_map", ["map", "vmap"])
-def test_pre_adaptation_metrics_are_the_mean_of_each_tasks_query_loss(task_map):
-  """Whichever way the meta-step maps its tasks."""
+def test_pre_adaptation_metrics_are_the_mean_of_each_tasks_query_loss(task_map="map"):
+  """With the tasks mapped as on CPU (the vmapped step is checked against the mapped one
+  above)."""
   optimizer = optax.sgd(0.1)
   step = outer.make_meta_step(learner=LEARNER, algorithm="maml",
                               inner=InnerConfig(steps=1, lr=0.05), optimizer=optimizer,

@@ -84,10 +84,11 @@ def test_decided_about_5_percent_of_the_time_when_two_sizes_tie():
     return 0.3 if (width, steps) in ((8, 2000), (16, 500)) else 0.5
   budget = _flops(8, 2000)
   rng = np.random.default_rng(2)
+  n = 200
   calls = [size_steps.envelope(_runs(rng, law=tie), [budget])[0]["decided"]
-           for _ in range(300)]
+           for _ in range(n)]
   rate = np.mean(calls)
-  assert rate < 0.05 + 3 * np.sqrt(0.05 * 0.95 / 300), rate
+  assert rate < 0.05 + 3 * np.sqrt(0.05 * 0.95 / n), rate
   gap = lambda w, s: tie(w, s) + (0.06 if w == 16 else 0.0)  # noqa: E731
   calls = [size_steps.envelope(_runs(rng, law=gap), [budget])[0]["decided"]
            for _ in range(50)]
