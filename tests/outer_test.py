@@ -173,13 +173,13 @@ def test_metrics_that_cost_forward_passes_are_skipped_unless_logging(algorithm):
     assert float(m_quiet["query_loss_post"]) == float(m_loud["query_loss_post"]) > 0
 
 
-def test_pre_adaptation_metrics_are_the_mean_of_each_tasks_query_loss(task_map="map"):
+def test_pre_adaptation_metrics_are_the_mean_of_each_tasks_query_loss():
   """With the tasks mapped as on CPU (the vmapped step is checked against the mapped one
   above)."""
   optimizer = optax.sgd(0.1)
   step = outer.make_meta_step(learner=LEARNER, algorithm="maml",
                               inner=InnerConfig(steps=1, lr=0.05), optimizer=optimizer,
-                              task_family=FAMILY, meta_batch=3, task_map=task_map)
+                              task_family=FAMILY, meta_batch=3, task_map="map")
   state = _state(optimizer)
   _, metrics = step(state, None, jax.random.key(1), jnp.bool_(True))
   # The step's own episodes, drawn again, scored one by one with the unadapted theta.
